@@ -1,0 +1,32 @@
+"""cxrlt: long-tailed, multi-label chest X-ray classification.
+
+The heavy parts (torch, fastai, timm) load on first use, so ``import cxrlt`` and the CLI's
+listing commands stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["cxr_dataloaders", "cxr_learner", "CxrltError", "__version__"]
+
+from cxrlt.errors import CxrltError
+
+if TYPE_CHECKING:
+    from cxrlt.data.loaders import cxr_dataloaders
+    from cxrlt.training.learner import cxr_learner
+
+_LAZY = {
+    "cxr_dataloaders": "cxrlt.data.loaders",
+    "cxr_learner": "cxrlt.training.learner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cxrlt' has no attribute {name!r}")

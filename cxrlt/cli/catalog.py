@@ -1,0 +1,96 @@
+"""``cxrlt list``, ``cxrlt show`` and ``cxrlt plugins``: what can be chosen, and from where."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.registry import KINDS, kind_named, registry
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command("list")
+@friendly_errors
+def list_entries(
+    kind: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(KINDS)}.")] = None,
+    pattern: Annotated[str, typer.Argument(help="Wildcard filter, e.g. 'ldam*'.")] = "*",
+    as_json: JsonOption = False,
+) -> None:
+    """List the registered names of one kind, or of every kind."""
+    kinds = [kind_named(kind)] if kind else list(KINDS.values())
+    rows = [entry for k in kinds for entry in registry(k.name).match(pattern)]
+    if as_json:
+        typer.echo(json.dumps([entry.to_dict() for entry in rows], indent=2))
+        return
+    title = kinds[0].name if kind else "all kinds"
+    table = Table(title=f"cxrlt {title}" + ("" if pattern == "*" else f" matching {pattern!r}"))
+    if not kind:
+        table.add_column("kind")
+    for column in ("name", "aliases", "summary", "plugin"):
+        table.add_column(column)
+    for entry in rows:
+        cells = [entry.name, ", ".join(entry.aliases), entry.summary, entry.plugin]
+        table.add_row(*([entry.kind] if not kind else []), *cells)
+    console.print(table)
+    if any(k.name == "backbones" for k in kinds):
+        console.print("Any timm model name works as a backbone too (see timm.list_models()).")
+
+
+@app.command()
+@friendly_errors
+def show(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")],
+    name: Annotated[str, typer.Argument(help="A registered name or alias.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Describe one entry: summary, parameters with defaults, and the plugin behind it."""
+    entry = registry(kind).get(name)
+    params = entry.params()
+    if as_json:
+        data = entry.to_dict()
+        data["params"] = {
+            p.name: {"default": None if p.required else p.default, "required": p.required,
+                     "type": p.type_name}
+            for p in params.values()
+        }
+        typer.echo(json.dumps(data, indent=2, default=repr))
+        return
+    kind_word = kind_named(kind).singular
+    console.print(f"[bold]{entry.name}[/bold] ({kind_word}, plugin {entry.plugin})")
+    if entry.summary:
+        console.print(entry.summary)
+    doc = inspect.getdoc(entry.load())
+    if doc:
+        console.print(doc.split("\n\n")[0], style="dim")
+    table = Table(title="parameters")
+    for column in ("name", "type", "default"):
+        table.add_column(column)
+    for p in params.values():
+        table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default))
+    console.print(table if params else "No parameters.")
+    console.print(f"target: {entry.target_path}")
+
+
+@app.command()
+@friendly_errors
+def plugins(as_json: JsonOption = False) -> None:
+    """List the installed plugins, their versions and the hooks they implement."""
+    from cxrlt.plugins import plugins as installed
+
+    infos = installed()
+    if as_json:
+        typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    table = Table(title="cxrlt plugins")
+    for column in ("name", "version", "source", "hooks", "status"):
+        table.add_column(column)
+    for info in infos:
+        status = f"[red]failed: {info.error}[/red]" if info.error else "loaded"
+        table.add_row(info.name, info.version, info.source, ", ".join(info.hooks), status)
+    console.print(table)

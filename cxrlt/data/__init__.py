@@ -1,0 +1,1 @@
+"""Data: label lists, data sets, images, splits, samplers and loaders."""

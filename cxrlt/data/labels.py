@@ -1,0 +1,59 @@
+"""Label lists of the CXR-LT challenges, in the official column order and spelling.
+
+Submissions are scored by column name, so these tuples are the single source of truth for
+every reader and writer (see ``shared/domain.md`` section 1).
+"""
+
+from __future__ import annotations
+
+CXR_LT_2026_CLASSES: tuple[str, ...] = (
+    "Normal",
+    "aortic elongation",
+    "cardiomegaly",
+    "pleural effusion",
+    "Nodule",
+    "atelectasis",
+    "pleural thickening",
+    "aortic atheromatosis",
+    "Support Devices",
+    "alveolar pattern",
+    "fracture",
+    "Hernia",
+    "Emphysema",
+    "azygos lobe",
+    "Hydropneumothorax",
+    "Kyphosis",
+    "Mass",
+    "Pneumothorax",
+    "Subcutaneous Emphysema",
+    "pneumoperitoneo",
+    "vascular hilar enlargement",
+    "vertebral degenerative changes",
+    "hyperinflated lung",
+    "interstitial pattern",
+    "central venous catheter",
+    "hypoexpansion",
+    "bronchiectasis",
+    "hemidiaphragm elevation",
+    "sternotomy",
+    "calcified densities",
+)
+
+# Positives per class in a 90% patient-grouped training split of 128,815 images.
+CXR_LT_2026_TRAIN_COUNTS: tuple[int, ...] = (
+    43585, 8856, 11537, 13277, 8248, 7129, 3968, 1508, 8996, 7161,
+    3549, 1719, 1323, 349, 45, 3214, 307, 455, 181, 56,
+    4544, 4591, 5439, 7197, 5009, 3216, 2068, 2754, 2387, 875,
+)  # fmt: skip
+CXR_LT_2026_TRAIN_IMAGES = 128_815
+
+CXR_LT_2026_TASK2_CLASSES: tuple[str, ...] = (
+    "Scoliosis",
+    "Osteopenia",
+    "Bulla",
+    "Infarction",
+    "Adenopathy",
+    "goiter",
+)
+
+CXR_LT_2026_META_COLUMNS: tuple[str, ...] = ("ImageID", "StudyDate_DICOM", "PatientID")

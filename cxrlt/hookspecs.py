@@ -1,0 +1,63 @@
+"""The hook points of cxrlt: one ``register_<kind>(register)`` hook per registry kind.
+
+Each hook receives ``register(name, target, *, summary="", aliases=(), bound=None)``:
+``target`` is a lazy ``"package.module:attr"`` string (preferred: listing never imports it)
+or the object itself; ``bound`` holds keyword arguments fixed for this entry. A plugin
+implements only the hooks it needs, and may leave out arguments it does not use.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("cxrlt")
+hookimpl = pluggy.HookimplMarker("cxrlt")
+
+
+@hookspec
+def register_losses(register):
+    """Loss functions. Target: ``f(*, class_counts, n_items, **params) -> nn.Module``
+    with ``activation`` and ``decodes`` as fastai expects."""
+
+
+@hookspec
+def register_samplers(register):
+    """Training samplers. Target: ``f(labels, **params)`` returning an object whose
+    ``indices(rng)`` gives one epoch's item order (the same on every rank)."""
+
+
+@hookspec
+def register_backbones(register):
+    """Feature extractors. Target: ``f(*, in_chans, **params) -> nn.Module`` with
+    ``num_features``. Names not registered fall through to timm."""
+
+
+@hookspec
+def register_heads(register):
+    """Classifier heads. Target: ``f(*, in_features, n_classes, **params) -> nn.Module``."""
+
+
+@hookspec
+def register_post(register):
+    """Post-training steps (cRT, TTA, normal gating, ...), run in the order given."""
+
+
+@hookspec
+def register_calibrators(register):
+    """Probability calibrators, fitted on held-out validation logits."""
+
+
+@hookspec
+def register_thresholds(register):
+    """Threshold policies that turn probabilities into binary predictions."""
+
+
+@hookspec
+def register_datasets(register):
+    """Labelled image sets. Target: ``f(*, path, **params)`` returning a ``LabelledImages``."""
+
+
+@hookspec
+def register_commands(register):
+    """Extra CLI commands. Target: a function that Typer turns into a command; its module is
+    imported when the CLI starts, so keep it light."""

@@ -1,0 +1,1 @@
+"""Models: timm backbones, classifier heads and the network that joins them."""

@@ -1,0 +1,1 @@
+"""Outputs: the run directory and what is written into it."""

@@ -1,0 +1,66 @@
+"""A run directory: everything needed to inspect, compare or repeat a run.
+
+Every file is written atomically, so an interrupted run leaves whole files or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrlt.errors import CxrltError
+from cxrlt.evaluation.metrics import Report
+from cxrlt.io import atomic_path, write_json, write_with
+
+CONFIG = "config.json"
+LOG = "log.csv"
+WEIGHTS = "model.safetensors"
+PREDICTIONS = "valid_predictions.csv"
+METRICS = "metrics.json"
+PER_CLASS = "metrics_per_class.csv"
+
+
+class RunDir:
+    """The folder of one run and the files it holds."""
+
+    def __init__(self, path: Path | str, *, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if (self.path / CONFIG).exists() and not overwrite:
+            raise CxrltError(f"{self.path} already holds a run: choose another --out, "
+                             "or pass --overwrite to replace it.")
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_config(self, config: dict[str, Any]) -> Path:
+        return write_json(self.file(CONFIG), config)
+
+    def write_weights(self, model: Any) -> Path:
+        """The model's weights as safetensors (no pickled code to trust when loading)."""
+        from safetensors.torch import save_model
+
+        with atomic_path(self.file(WEIGHTS)) as tmp:
+            save_model(model, str(tmp))
+        return self.file(WEIGHTS)
+
+    def write_predictions(self, image_ids: Sequence[str], classes: Sequence[str],
+                          logits: np.ndarray, probs: np.ndarray) -> Path:
+        """One row per validation image: its logits and probabilities, named per class."""
+        frame = pd.concat(
+            [
+                pd.DataFrame({"ImageID": list(image_ids)}),
+                pd.DataFrame(logits, columns=[f"logit:{c}" for c in classes]),
+                pd.DataFrame(probs, columns=[f"prob:{c}" for c in classes]),
+            ],
+            axis=1,
+        )
+        return write_with(self.file(PREDICTIONS), lambda f: frame.to_csv(f, index=False))
+
+    def write_metrics(self, report: Report) -> Path:
+        write_with(self.file(PER_CLASS), lambda f: report.per_class.to_csv(f))
+        return write_json(self.file(METRICS), {**report.overall, "excluded": report.excluded})

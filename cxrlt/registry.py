@@ -1,0 +1,386 @@
+"""Registries of named entries, one per hook kind, filled by plugins through ``register``.
+
+Entries are small frozen records with a lazy ``"module:attr"`` target, so listing never
+imports torch. Resolving a spec checks its parameters against the target's signature before
+any work starts, and every mistake becomes a :class:`CxrltError` that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import typing
+from collections import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType, UnionType
+from typing import Any
+
+from cxrlt.errors import CxrltError
+from cxrlt.plugins import BLOCK_ENV, failed_plugins, plugin_manager, plugin_version
+from cxrlt.spec import Spec, parse_spec
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A hook point: its plural name, singular word, and the arguments cxrlt supplies itself."""
+
+    name: str
+    singular: str
+    context: tuple[str, ...] = ()
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("losses", "loss", ("class_counts", "n_items")),
+        Kind("samplers", "sampler", ("labels",)),
+        Kind("backbones", "backbone", ("in_chans",)),
+        Kind("heads", "head", ("in_features", "n_classes")),
+        Kind("post", "post-training step", ("learn",)),
+        Kind("calibrators", "calibrator"),
+        Kind("thresholds", "threshold policy"),
+        Kind("datasets", "dataset", ("path",)),
+        Kind("commands", "command"),
+    )
+}
+_KIND_WORDS = {word: kind for kind in KINDS.values() for word in (kind.name, kind.singular)}
+_KIND_WORDS.update({"loss": KINDS["losses"], "step": KINDS["post"], "threshold": KINDS["thresholds"]})
+
+
+def kind_named(word: str) -> Kind:
+    """The kind for ``loss``, ``losses``, ``post``, ... (singular or plural)."""
+    kind = _KIND_WORDS.get(word.lower().strip())
+    if kind is None:
+        raise CxrltError(f"Unknown kind {word!r}. Kinds: {', '.join(KINDS)}.")
+    return kind
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-settable parameter of an entry."""
+
+    name: str
+    default: Any  # inspect.Parameter.empty when required
+    annotation: Any
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+    @property
+    def type_name(self) -> str:
+        return _type_name(self.annotation)
+
+    def describe(self) -> str:
+        text = f"{self.name}: {self.type_name}" if self.type_name else self.name
+        return text if self.required else f"{text} = {self.default!r}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named choice at a hook point, pointing lazily at its implementation."""
+
+    kind: str
+    name: str
+    target: Any  # "package.module:attr" or the object itself
+    plugin: str
+    summary: str = ""
+    aliases: tuple[str, ...] = ()
+    bound: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the target."""
+        if not isinstance(self.target, str):
+            return self.target
+        module_name, _, attr = self.target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as error:
+            raise CxrltError(
+                f"The {KINDS[self.kind].singular} {self.name!r} from plugin {self.plugin!r} "
+                f"points at {self.target!r}, which cannot be loaded ({error}). Reinstall the "
+                f"plugin or block it with {BLOCK_ENV}={self.plugin}."
+            ) from error
+        return obj
+
+    @property
+    def target_path(self) -> str:
+        if isinstance(self.target, str):
+            return self.target
+        return f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', '?')}"
+
+    def params(self) -> dict[str, Param]:
+        """User-settable parameters: the target's signature less context and bound arguments."""
+        target = self.load()
+        signature = inspect.signature(target)
+        hints = _type_hints(target)
+        hidden = set(KINDS[self.kind].context) | set(self.bound)
+        return {
+            p.name: Param(p.name, p.default, hints.get(p.name, p.annotation))
+            for p in signature.parameters.values()
+            if p.name not in hidden and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+
+    def accepts_any_keyword(self) -> bool:
+        parameters = inspect.signature(self.load()).parameters.values()
+        return any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "summary": self.summary,
+            "plugin": self.plugin,
+            "target": self.target_path,
+        }
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A spec checked against its entry, with every parameter's value (defaults filled in)."""
+
+    entry: Entry
+    params: dict[str, Any]
+
+    @property
+    def spec(self) -> Spec:
+        return Spec(self.entry.name, self.params)
+
+    def build(self, **context: Any) -> Any:
+        """Call the target with the spec's parameters and the context arguments it accepts."""
+        target = self.entry.load()
+        if not self.entry.accepts_any_keyword():
+            accepted = inspect.signature(target).parameters
+            context = {key: value for key, value in context.items() if key in accepted}
+        return target(**self.entry.bound, **context, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a run directory records to repeat the choice exactly."""
+        return {
+            "spec": str(self.spec),
+            "name": self.entry.name,
+            "params": self.params,
+            "plugin": self.entry.plugin,
+            "version": plugin_version(self.entry.plugin),
+            "target": self.entry.target_path,
+        }
+
+
+def _type_hints(target: Any) -> dict[str, Any]:
+    function = target.__init__ if inspect.isclass(target) else target
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001 - unresolvable annotations only lose type checking
+        return {}
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a parsed value suits a parameter's annotation (unknown annotations accept all)."""
+    if annotation in (inspect.Parameter.empty, Any):
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, UnionType):
+        return any(_fits(value, arm) for arm in args)
+    if origin is typing.Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is Path:
+        return isinstance(value, str | Path)
+    if origin in (list, tuple, abc.Sequence):
+        if not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(_fits, value, args))
+        element = args[0] if args else Any
+        return all(_fits(item, element) for item in value)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+class Registry:
+    """The entries of one kind, by name and alias."""
+
+    def __init__(self, kind: Kind, entries: list[Entry]) -> None:
+        self.kind = kind
+        self.entries = entries
+        self._by_name: dict[str, Entry] = {}
+        for entry in entries:
+            for name in (entry.name, *entry.aliases):
+                other = self._by_name.get(name)
+                if other is not None:
+                    first, second = sorted((other.plugin, entry.plugin))
+                    raise CxrltError(
+                        f"Two plugins claim the {kind.singular} name {name!r}: {first!r} and "
+                        f"{second!r}. Uninstall one, or block one with {BLOCK_ENV}=<plugin>."
+                    )
+                self._by_name[name] = entry
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def match(self, pattern: str = "*") -> list[Entry]:
+        """Entries whose name or an alias matches a shell-style wildcard pattern."""
+        return [
+            entry
+            for entry in self.entries
+            if any(fnmatch.fnmatchcase(n, pattern) for n in (entry.name, *entry.aliases))
+        ]
+
+    def get(self, name: str) -> Entry:
+        """The entry for a name or alias; an unknown name lists the closest ones."""
+        entry = self._by_name.get(name)
+        if entry is None and self.kind.name == "backbones":
+            entry = _timm_backbone_entry(name)
+        if entry is None:
+            raise CxrltError(self._unknown_message(name))
+        return entry
+
+    def _unknown_message(self, name: str) -> str:
+        kind = self.kind
+        candidates = list(self._by_name)
+        if kind.name == "backbones":
+            candidates += _timm_model_names()
+        close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        known = ", ".join(e.name for e in self.entries) or "none installed"
+        message = f"Unknown {kind.singular} {name!r}.{hint} Known: {known}."
+        if kind.name == "backbones":
+            message += " Any timm model name works too."
+        message += f" See `cxrlt list {kind.name}`."
+        broken = failed_plugins()
+        if broken:
+            names = ", ".join(f"{p.name} ({p.error})" for p in broken)
+            message += f" Note: these plugins failed to load and may provide it: {names}."
+        return message
+
+    def resolve(self, spec: Spec | str) -> Resolved:
+        """Check a spec's parameters against its entry and fill in the defaults."""
+        spec = parse_spec(spec) if isinstance(spec, str) else spec
+        entry = self.get(spec.name)
+        params = entry.params()
+        what = f"{self.kind.singular} {entry.name!r}"
+        accepted = ", ".join(p.describe() for p in params.values()) or "none"
+        for key, value in spec.params.items():
+            param = params.get(key)
+            if param is None and not entry.accepts_any_keyword():
+                close = difflib.get_close_matches(key, list(params), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise CxrltError(
+                    f"The {what} has no parameter {key!r}.{hint} Accepted: {accepted}."
+                )
+            if param is not None and not _fits(value, param.annotation):
+                raise CxrltError(
+                    f"Parameter {key!r} of the {what} must be {_type_name(param.annotation)}, "
+                    f"got {value!r} ({type(value).__name__}). Accepted: {accepted}."
+                )
+        missing = [p.name for p in params.values() if p.required and p.name not in spec.params]
+        if missing:
+            raise CxrltError(
+                f"The {what} needs {', '.join(map(repr, missing))}: write "
+                f"{entry.name}:{missing[0]}=... Accepted: {accepted}."
+            )
+        values = {name: p.default for name, p in params.items() if not p.required}
+        values.update(spec.params)
+        return Resolved(entry, values)
+
+
+def _timm_model_names() -> list[str]:
+    import timm
+
+    return timm.list_models()
+
+
+def _timm_backbone_entry(name: str) -> Entry | None:
+    """Any timm model name (or ``hf-hub:`` id) resolves to a timm backbone."""
+    import timm
+
+    if not (name.startswith(("hf-hub:", "hf_hub:")) or timm.is_model(name)):
+        return None
+    return Entry(
+        kind="backbones",
+        name=name,
+        target="cxrlt.model.backbone:timm_backbone",
+        plugin="timm",
+        summary="timm model",
+        bound=MappingProxyType({"model_name": name}),
+    )
+
+
+def registry(kind: str) -> Registry:
+    """The registry of one kind (singular or plural word), built on first use."""
+    return _collect(kind_named(kind).name)
+
+
+@cache
+def _collect(kind_name: str) -> Registry:
+    """Every plugin's ``register_<kind>`` entries, each call told which plugin is speaking."""
+    kind = KINDS[kind_name]
+    entries: list[Entry] = []
+    pm = plugin_manager()
+    for impl in getattr(pm.hook, f"register_{kind.name}").get_hookimpls():
+        register = _register_function(kind, impl.plugin_name, entries)
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except CxrltError:
+            raise
+        except Exception as error:
+            raise CxrltError(
+                f"Plugin {impl.plugin_name!r} failed while registering {kind.name}: "
+                f"{type(error).__name__}: {error}. Fix it, or block it with "
+                f"{BLOCK_ENV}={impl.plugin_name}."
+            ) from error
+    return Registry(kind, entries)
+
+
+def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callable[..., None]:
+    def register(
+        name: str,
+        target: Any,
+        *,
+        summary: str = "",
+        aliases: tuple[str, ...] | list[str] = (),
+        bound: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name or set(name) & set(",= "):
+            raise CxrltError(f"Plugin {plugin!r} registered an invalid {kind.singular} name {name!r}.")
+        if isinstance(target, str) and ":" not in target:
+            raise CxrltError(
+                f"Plugin {plugin!r} registered {kind.singular} {name!r} with target {target!r}: "
+                "write it as 'package.module:attribute'."
+            )
+        frozen = MappingProxyType(dict(bound or {}))
+        entries.append(Entry(kind.name, name, target, plugin, summary, tuple(aliases), frozen))
+
+    return register
+
+
+def resolve(kind: str, spec: Spec | str) -> Resolved:
+    """Shortcut: ``resolve("losses", "ldam-drw:s=30")``."""
+    return registry(kind).resolve(spec)
+
+
+def clear_cache() -> None:
+    _collect.cache_clear()

@@ -1,0 +1,1 @@
+"""Training: losses, callbacks and the fastai Learner."""

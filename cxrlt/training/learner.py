@@ -1,0 +1,57 @@
+"""``cxr_learner``: a fastai Learner assembled from registry names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastai.learner import Learner
+from fastai.metrics import AccumMetric
+
+from cxrlt.data.loaders import CXRDataLoaders
+from cxrlt.evaluation.metrics import macro_average_precision
+from cxrlt.model.network import CXRClassifier, backbone_head_splitter
+from cxrlt.registry import Resolved, resolve
+from cxrlt.spec import Spec, parse_spec
+
+
+def _to_numpy_map(logits, targets) -> float:  # noqa: ANN001 - fastai passes tensors
+    return macro_average_precision(logits.float().cpu().numpy(), targets.cpu().numpy())
+
+
+def macro_ap_metric() -> AccumMetric:
+    """Validation mAP from raw logits: ranking metrics need no activation."""
+    return AccumMetric(_to_numpy_map, flatten=False, name="mAP")
+
+
+def cxr_learner(
+    dls: CXRDataLoaders,
+    arch: str = "resnet18",
+    loss: str = "bce",
+    *,
+    head: str = "linear",
+    pretrained: bool | None = None,
+    **learner_kwargs: Any,
+) -> Learner:
+    """A Learner whose model, loss and parameter groups come from registry names.
+
+    ``pretrained`` overrides the backbone spec's own setting when given. The resolved specs
+    are kept in ``learn.specs`` so a run directory can record them.
+    """
+    arch_spec = parse_spec(arch)
+    if pretrained is not None:
+        arch_spec = Spec(arch_spec.name, {**arch_spec.params, "pretrained": pretrained})
+    specs: dict[str, Resolved] = {
+        "arch": resolve("backbones", arch_spec),
+        "head": resolve("heads", head),
+        "loss": resolve("losses", loss),
+    }
+    backbone = specs["arch"].build(in_chans=1)
+    model = CXRClassifier(
+        backbone, specs["head"].build(in_features=backbone.num_features, n_classes=len(dls.classes))
+    )
+    loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
+    learner_kwargs.setdefault("metrics", [macro_ap_metric()])
+    learn = Learner(dls, model, loss_func=loss_func, splitter=backbone_head_splitter,
+                    **learner_kwargs)
+    learn.specs = {**dls.specs, **specs}
+    return learn

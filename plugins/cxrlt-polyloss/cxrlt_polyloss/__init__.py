@@ -1,0 +1,1 @@
+"""cxrlt-polyloss: a separately installed cxrlt plugin that adds the ``poly1`` loss."""

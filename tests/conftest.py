@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated cache, fresh plugin state, and fake plugin packages."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cxrlt import plugins
+
+TINY_DATA = "synthetic:n_images=160,size=32"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generated data goes to a temporary cache, shared by the whole session."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CXRLT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch: pytest.MonkeyPatch):
+    """Each test sees the plugins of its own environment variables and sys.path."""
+    monkeypatch.delenv(plugins.LOAD_ENV, raising=False)
+    monkeypatch.delenv(plugins.BLOCK_ENV, raising=False)
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def install_fake_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Make a module findable through a real ``cxrlt`` entry point (a dist-info on sys.path)."""
+
+    def install(plugin_name: str, source: str, *, dist: str | None = None) -> None:
+        module = f"fake_{plugin_name.replace('-', '_')}"
+        dist = dist or f"fake-{plugin_name}"
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        (info / "entry_points.txt").write_text(f"[cxrlt]\n{plugin_name} = {module}\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        plugins.reset()
+
+    return install

@@ -1,0 +1,192 @@
+"""Registries and plugins: discovery, lazy entries, parameter checks and every error."""
+
+from __future__ import annotations
+
+import pytest
+
+from cxrlt import plugins
+from cxrlt.errors import CxrltError
+from cxrlt.registry import KINDS, registry, resolve
+
+LOSS_PLUGIN = """
+from cxrlt.hookspecs import hookimpl
+
+class Scaled:
+    def __init__(self, *, class_counts=None, gamma: float = 2.0, mode: str = "mean"):
+        self.class_counts, self.gamma, self.mode = class_counts, gamma, mode
+
+@hookimpl
+def register_losses(register):
+    register("{name}", Scaled, summary="a test loss", aliases=("{name}-alias",))
+"""
+
+
+def test_every_kind_has_a_hook():
+    from cxrlt import hookspecs
+
+    assert {f"register_{kind}" for kind in KINDS} == {
+        name for name in dir(hookspecs) if name.startswith("register_")
+    }
+
+
+def test_builtins_are_registered_through_the_hooks():
+    entry = registry("losses").get("bce")
+    assert entry.plugin == "cxrlt.builtins.losses"
+    assert entry.target == "cxrlt.training.losses:BCELoss"  # lazy: a string until loaded
+    assert {info.name for info in plugins.plugins()} >= set(plugins.DEFAULT_PLUGINS)
+
+
+def test_singular_and_plural_kind_words():
+    assert registry("loss") is registry("losses")
+
+
+def test_wildcard_listing_matches_names_and_aliases():
+    assert [e.name for e in registry("backbones").match("convnext_*")] == [
+        "convnext_atto", "convnext_large"]
+    assert [e.name for e in registry("samplers").match("rand*")] == ["uniform"]
+
+
+def test_resolve_fills_defaults_and_keeps_user_values(install_fake_plugin):
+    install_fake_plugin("demo", LOSS_PLUGIN.format(name="demo"))
+    resolved = resolve("loss", "demo:gamma=3")
+    assert resolved.params == {"gamma": 3, "mode": "mean"}
+    assert resolved.entry.plugin == "demo"
+    built = resolved.build(class_counts=[5, 1], n_items=10)  # n_items is not accepted: dropped
+    assert (built.gamma, built.class_counts) == (3, [5, 1])
+    record = resolved.to_dict()
+    assert record["version"] == "1.2.3" and record["spec"] == "demo:gamma=3,mode=mean"
+
+
+def test_alias_resolves_to_the_entry(install_fake_plugin):
+    install_fake_plugin("demo", LOSS_PLUGIN.format(name="demo"))
+    assert resolve("losses", "demo-alias").entry.name == "demo"
+
+
+def test_unknown_name_lists_the_closest():
+    with pytest.raises(CxrltError, match=r"Unknown loss 'bcee'\. Closest: bce"):
+        resolve("losses", "bcee")
+
+
+def test_unknown_parameter_lists_the_accepted_ones_with_defaults(install_fake_plugin):
+    install_fake_plugin("demo", LOSS_PLUGIN.format(name="demo"))
+    with pytest.raises(CxrltError) as info:
+        resolve("losses", "demo:gama=1")
+    message = str(info.value)
+    assert "no parameter 'gama'" in message and "Did you mean 'gamma'" in message
+    assert "gamma: float = 2.0" in message and "mode: str = 'mean'" in message
+    assert "class_counts" not in message  # supplied by cxrlt, not by users
+
+
+def test_ill_typed_parameter_is_refused(install_fake_plugin):
+    install_fake_plugin("demo", LOSS_PLUGIN.format(name="demo"))
+    with pytest.raises(CxrltError, match=r"'gamma' of the loss 'demo' must be float, got 'high'"):
+        resolve("losses", "demo:gamma=high")
+
+
+def test_backbone_parameter_types_are_checked():
+    with pytest.raises(CxrltError, match="'pretrained' of the backbone 'resnet18' must be bool"):
+        resolve("backbones", "resnet18:pretrained=maybe")
+
+
+def test_any_timm_name_resolves_as_a_backbone():
+    resolved = resolve("backbones", "mobilenetv3_small_050:drop_path_rate=0.1")
+    assert resolved.entry.plugin == "timm"
+    assert resolved.entry.bound["model_name"] == "mobilenetv3_small_050"
+
+
+def test_unknown_backbone_suggests_timm_names():
+    with pytest.raises(CxrltError, match="Closest: .*resnet18"):
+        resolve("backbones", "resnet188")
+
+
+def test_two_plugins_claiming_one_name_are_both_named(install_fake_plugin):
+    install_fake_plugin("first", LOSS_PLUGIN.format(name="clash"))
+    install_fake_plugin("second", LOSS_PLUGIN.format(name="clash"))
+    with pytest.raises(CxrltError, match=r"Two plugins claim the loss name 'clash': "
+                                         r"'first' and 'second'"):
+        registry("losses")
+
+
+def test_a_plugin_may_take_over_a_builtin_name_only_by_blocking_it(install_fake_plugin,
+                                                                   monkeypatch):
+    install_fake_plugin("mine", LOSS_PLUGIN.format(name="bce"))
+    with pytest.raises(CxrltError, match="'cxrlt.builtins.losses' and 'mine'"):
+        registry("losses")
+    monkeypatch.setenv(plugins.BLOCK_ENV, "cxrlt.builtins.losses")
+    plugins.reset()
+    assert registry("losses").get("bce").plugin == "mine"
+
+
+def test_broken_plugin_is_named_and_the_rest_still_works(install_fake_plugin, capsys):
+    install_fake_plugin("broken", "raise ImportError('needs libfoo')")
+    assert "bce" in registry("losses")
+    assert "plugin 'broken'" in capsys.readouterr().err
+    [failed] = plugins.failed_plugins()
+    assert failed.name == "broken" and "needs libfoo" in failed.error
+    with pytest.raises(CxrltError, match=r"broken \(ImportError: needs libfoo\)"):
+        resolve("losses", "what-broken-had")
+
+
+def test_misspelled_hook_is_rejected_with_a_suggestion(install_fake_plugin):
+    install_fake_plugin("typo", """
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_loss(register):
+            pass
+    """)
+    [failed] = plugins.failed_plugins()
+    assert "did you mean register_losses" in failed.error
+    assert "bce" in registry("losses")
+
+
+def test_load_env_loads_only_named_plugins(install_fake_plugin, monkeypatch):
+    install_fake_plugin("one", LOSS_PLUGIN.format(name="one"))
+    install_fake_plugin("two", LOSS_PLUGIN.format(name="two"))
+    monkeypatch.setenv(plugins.LOAD_ENV, "two")
+    plugins.reset()
+    names = {e.name for e in registry("losses").entries}
+    assert "two" in names and "one" not in names and "bce" in names
+
+
+def test_block_env_blocks_named_plugins(install_fake_plugin, monkeypatch):
+    install_fake_plugin("one", LOSS_PLUGIN.format(name="one"))
+    monkeypatch.setenv(plugins.BLOCK_ENV, "one")
+    plugins.reset()
+    assert "one" not in registry("losses")
+
+
+def test_hook_implementation_may_take_fewer_arguments(install_fake_plugin):
+    install_fake_plugin("quiet", """
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_losses():
+            pass
+    """)
+    assert "bce" in registry("losses")
+    assert [p.hooks for p in plugins.plugins() if p.name == "quiet"] == [("register_losses",)]
+
+
+def test_lazy_target_that_cannot_be_imported_names_the_plugin(install_fake_plugin):
+    install_fake_plugin("lazy", """
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_losses(register):
+            register("ghost", "no_such_module:Loss")
+    """)
+    with pytest.raises(CxrltError, match="plugin 'lazy' points at 'no_such_module:Loss'"):
+        resolve("losses", "ghost")
+
+
+def test_invalid_target_string_is_refused(install_fake_plugin):
+    install_fake_plugin("bad", """
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_losses(register):
+            register("oops", "module_without_attr")
+    """)
+    with pytest.raises(CxrltError, match="'package.module:attribute'"):
+        registry("losses")
