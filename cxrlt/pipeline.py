@@ -71,7 +71,9 @@ def pick_device(name: str) -> Any:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CxrltError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N.") from None
+        raise CxrltError(
+            f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N."
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CxrltError(f"--device {name} asks for a GPU, but torch sees none: use --device cpu.")
     return device
@@ -100,13 +102,25 @@ def run(options: RunOptions, console: Console | None = None) -> tuple[Any, Any]:
 
     run_dir = RunDir(options.out or default_out(), overwrite=options.overwrite)
     set_seed(options.seed, reproducible=True)
-    dls = cxr_dataloaders(str(specs["dataset"].spec), path=options.data, size=options.size,
-                          bs=options.bs, sampler=str(specs["sampler"].spec),
-                          valid_frac=options.valid_frac, seed=options.seed, device=device)
+    dls = cxr_dataloaders(
+        str(specs["dataset"].spec),
+        path=options.data,
+        size=options.size,
+        bs=options.bs,
+        sampler=str(specs["sampler"].spec),
+        valid_frac=options.valid_frac,
+        seed=options.seed,
+        device=device,
+    )
     print_data_summary(console, dls)
-    learn = cxr_learner(dls, str(specs["arch"].spec), str(specs["loss"].spec),
-                        head=str(specs["head"].spec), path=run_dir.path,
-                        cbs=[CSVLogger(fname=LOG)])
+    learn = cxr_learner(
+        dls,
+        str(specs["arch"].spec),
+        str(specs["loss"].spec),
+        head=str(specs["head"].spec),
+        path=run_dir.path,
+        cbs=[CSVLogger(fname=LOG)],
+    )
     learn.fit_one_cycle(options.epochs, options.lr)
 
     logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
@@ -130,8 +144,9 @@ def _config(options: RunOptions, specs: dict[str, Resolved], dls: Any, device: A
     return {
         "cxrlt_version": __version__,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "options": {k: str(v) if isinstance(v, Path) else v
-                    for k, v in dataclasses.asdict(options).items()},
+        "options": {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
+        },
         "specs": {role: resolved.to_dict() for role, resolved in specs.items()},
         "data": {
             "n_train": dls.n_train,
@@ -139,6 +154,9 @@ def _config(options: RunOptions, specs: dict[str, Resolved], dls: Any, device: A
             "classes": list(dls.classes),
             "train_counts": dls.class_counts.tolist(),
         },
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "device": str(device)},
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": str(device),
+        },
     }

@@ -49,7 +49,9 @@ KINDS: dict[str, Kind] = {
     )
 }
 _KIND_WORDS = {word: kind for kind in KINDS.values() for word in (kind.name, kind.singular)}
-_KIND_WORDS.update({"loss": KINDS["losses"], "step": KINDS["post"], "threshold": KINDS["thresholds"]})
+_KIND_WORDS.update(
+    {"loss": KINDS["losses"], "step": KINDS["post"], "threshold": KINDS["thresholds"]}
+)
 
 
 def kind_named(word: str) -> Kind:
@@ -114,7 +116,9 @@ class Entry:
     def target_path(self) -> str:
         if isinstance(self.target, str):
             return self.target
-        return f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', '?')}"
+        return (
+            f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', '?')}"
+        )
 
     def params(self) -> dict[str, Param]:
         """User-settable parameters: the target's signature less context and bound arguments."""
@@ -365,7 +369,9 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
         bound: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or set(name) & set(",= "):
-            raise CxrltError(f"Plugin {plugin!r} registered an invalid {kind.singular} name {name!r}.")
+            raise CxrltError(
+                f"Plugin {plugin!r} registered an invalid {kind.singular} name {name!r}."
+            )
         if isinstance(target, str) and ":" not in target:
             raise CxrltError(
                 f"Plugin {plugin!r} registered {kind.singular} {name!r} with target {target!r}: "

@@ -122,7 +122,9 @@ def parse_spec(text: str) -> Spec:
     """Parse exactly one spec."""
     specs = parse_specs(text)
     if len(specs) != 1:
-        raise CxrltError(f"Expected one name in {text!r}, got {len(specs)}: {', '.join(map(str, specs))}.")
+        raise CxrltError(
+            f"Expected one name in {text!r}, got {len(specs)}: {', '.join(map(str, specs))}."
+        )
     return specs[0]
 
 

@@ -42,7 +42,9 @@ def test_singular_and_plural_kind_words():
 
 def test_wildcard_listing_matches_names_and_aliases():
     assert [e.name for e in registry("backbones").match("convnext_*")] == [
-        "convnext_atto", "convnext_large"]
+        "convnext_atto",
+        "convnext_large",
+    ]
     assert [e.name for e in registry("samplers").match("rand*")] == ["uniform"]
 
 
@@ -102,13 +104,17 @@ def test_unknown_backbone_suggests_timm_names():
 def test_two_plugins_claiming_one_name_are_both_named(install_fake_plugin):
     install_fake_plugin("first", LOSS_PLUGIN.format(name="clash"))
     install_fake_plugin("second", LOSS_PLUGIN.format(name="clash"))
-    with pytest.raises(CxrltError, match=r"Two plugins claim the loss name 'clash': "
-                                         r"'first' and 'second'"):
+    with pytest.raises(
+        CxrltError,
+        match=r"Two plugins claim the loss name 'clash': "
+        r"'first' and 'second'",
+    ):
         registry("losses")
 
 
-def test_a_plugin_may_take_over_a_builtin_name_only_by_blocking_it(install_fake_plugin,
-                                                                   monkeypatch):
+def test_a_plugin_may_take_over_a_builtin_name_only_by_blocking_it(
+    install_fake_plugin, monkeypatch
+):
     install_fake_plugin("mine", LOSS_PLUGIN.format(name="bce"))
     with pytest.raises(CxrltError, match="'cxrlt.builtins.losses' and 'mine'"):
         registry("losses")
@@ -128,13 +134,16 @@ def test_broken_plugin_is_named_and_the_rest_still_works(install_fake_plugin, ca
 
 
 def test_misspelled_hook_is_rejected_with_a_suggestion(install_fake_plugin):
-    install_fake_plugin("typo", """
+    install_fake_plugin(
+        "typo",
+        """
         from cxrlt.hookspecs import hookimpl
 
         @hookimpl
         def register_loss(register):
             pass
-    """)
+    """,
+    )
     [failed] = plugins.failed_plugins()
     assert "did you mean register_losses" in failed.error
     assert "bce" in registry("losses")
@@ -157,36 +166,45 @@ def test_block_env_blocks_named_plugins(install_fake_plugin, monkeypatch):
 
 
 def test_hook_implementation_may_take_fewer_arguments(install_fake_plugin):
-    install_fake_plugin("quiet", """
+    install_fake_plugin(
+        "quiet",
+        """
         from cxrlt.hookspecs import hookimpl
 
         @hookimpl
         def register_losses():
             pass
-    """)
+    """,
+    )
     assert "bce" in registry("losses")
     assert [p.hooks for p in plugins.plugins() if p.name == "quiet"] == [("register_losses",)]
 
 
 def test_lazy_target_that_cannot_be_imported_names_the_plugin(install_fake_plugin):
-    install_fake_plugin("lazy", """
+    install_fake_plugin(
+        "lazy",
+        """
         from cxrlt.hookspecs import hookimpl
 
         @hookimpl
         def register_losses(register):
             register("ghost", "no_such_module:Loss")
-    """)
+    """,
+    )
     with pytest.raises(CxrltError, match="plugin 'lazy' points at 'no_such_module:Loss'"):
         resolve("losses", "ghost")
 
 
 def test_invalid_target_string_is_refused(install_fake_plugin):
-    install_fake_plugin("bad", """
+    install_fake_plugin(
+        "bad",
+        """
         from cxrlt.hookspecs import hookimpl
 
         @hookimpl
         def register_losses(register):
             register("oops", "module_without_attr")
-    """)
+    """,
+    )
     with pytest.raises(CxrltError, match="'package.module:attribute'"):
         registry("losses")

@@ -13,30 +13,46 @@ def test_plain_name():
 def test_parameters_are_python_literals_else_strings():
     spec = parse_spec("ldam-drw:max_m=0.5,s=30,norm=True,mode=fast,scales=[0.9,1.1],w=None")
     assert spec.name == "ldam-drw"
-    assert spec.params == {"max_m": 0.5, "s": 30, "norm": True, "mode": "fast",
-                           "scales": [0.9, 1.1], "w": None}
+    assert spec.params == {
+        "max_m": 0.5,
+        "s": 30,
+        "norm": True,
+        "mode": "fast",
+        "scales": [0.9, 1.1],
+        "w": None,
+    }
     assert type(spec.params["s"]) is int
 
 
 def test_colon_without_key_belongs_to_the_name():
-    assert parse_spec("hf-hub:timm/convnext_tiny.fb_in1k") == Spec("hf-hub:timm/convnext_tiny.fb_in1k")
-    assert parse_spec("hf-hub:timm/x:pretrained=False") == Spec("hf-hub:timm/x", {"pretrained": False})
+    assert parse_spec("hf-hub:timm/convnext_tiny.fb_in1k") == Spec(
+        "hf-hub:timm/convnext_tiny.fb_in1k"
+    )
+    assert parse_spec("hf-hub:timm/x:pretrained=False") == Spec(
+        "hf-hub:timm/x", {"pretrained": False}
+    )
 
 
 def test_list_of_steps_keeps_order_and_bracketed_commas():
     specs = parse_specs("crt,tta:scales=[0.9,1.1],merge=logit,temp-scale")
-    assert specs == [Spec("crt"), Spec("tta", {"scales": [0.9, 1.1], "merge": "logit"}),
-                     Spec("temp-scale")]
+    assert specs == [
+        Spec("crt"),
+        Spec("tta", {"scales": [0.9, 1.1], "merge": "logit"}),
+        Spec("temp-scale"),
+    ]
 
 
-@pytest.mark.parametrize("text", [
-    "bce",
-    "ldam-drw:max_m=0.5,s=30",
-    "tta:scales=[0.9,1.1],merge=logit",
-    "x:name='a,b',flag=False,n=None,t=(1,2)",
-    "x:label='None',path=/data/w.safetensors",
-    "hf-hub:timm/x:pretrained=True",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bce",
+        "ldam-drw:max_m=0.5,s=30",
+        "tta:scales=[0.9,1.1],merge=logit",
+        "x:name='a,b',flag=False,n=None,t=(1,2)",
+        "x:label='None',path=/data/w.safetensors",
+        "hf-hub:timm/x:pretrained=True",
+    ],
+)
 def test_round_trip_to_the_same_string(text):
     assert str(parse_spec(text)) == text
     assert parse_spec(str(parse_spec(text))) == parse_spec(text)
@@ -49,12 +65,15 @@ def test_strings_that_would_read_as_other_values_are_quoted():
     assert format_value("fast") == "fast"
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("bce,,focal", "stray comma"),
-    ("s=30", "starts with a parameter"),
-    ("ldam:s=1,s=2", "given twice"),
-    ("tta:scales=[0.9,1.1", "Unbalanced"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("bce,,focal", "stray comma"),
+        ("s=30", "starts with a parameter"),
+        ("ldam:s=1,s=2", "given twice"),
+        ("tta:scales=[0.9,1.1", "Unbalanced"),
+    ],
+)
 def test_malformed_specs_say_what_is_wrong(text, fragment):
     with pytest.raises(CxrltError, match=fragment):
         parse_specs(text)

@@ -55,8 +55,11 @@ def show(
     if as_json:
         data = entry.to_dict()
         data["params"] = {
-            p.name: {"default": None if p.required else p.default, "required": p.required,
-                     "type": p.type_name}
+            p.name: {
+                "default": None if p.required else p.default,
+                "required": p.required,
+                "type": p.type_name,
+            }
             for p in params.values()
         }
         typer.echo(json.dumps(data, indent=2, default=repr))

@@ -16,11 +16,11 @@ _D = RunOptions()
 @app.command()
 @friendly_errors
 def run(
-    dataset: Annotated[str, typer.Option(help="Data set name (see `cxrlt list datasets`).")]
-    = _D.dataset,
+    dataset: Annotated[
+        str, typer.Option(help="Data set name (see `cxrlt list datasets`).")
+    ] = _D.dataset,
     data: Annotated[str | None, typer.Option(help="Folder of the data set on disk.")] = None,
-    arch: Annotated[str, typer.Option(help="Backbone: a registered or any timm name.")]
-    = _D.arch,
+    arch: Annotated[str, typer.Option(help="Backbone: a registered or any timm name.")] = _D.arch,
     head: Annotated[str, typer.Option(help="Classifier head.")] = _D.head,
     loss: Annotated[str, typer.Option(help="Loss, e.g. 'bce' or 'name:key=value'.")] = _D.loss,
     sampler: Annotated[str, typer.Option(help="Training sampler.")] = _D.sampler,
@@ -28,22 +28,38 @@ def run(
     bs: Annotated[int, typer.Option(help="Batch size.")] = _D.bs,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = _D.lr,
     size: Annotated[int, typer.Option(help="Training image size in pixels.")] = _D.size,
-    valid_frac: Annotated[float, typer.Option(help="Share of images held out, by patient.")]
-    = _D.valid_frac,
-    seed: Annotated[int, typer.Option(help="Random seed (split, order, initialisation).")]
-    = _D.seed,
-    pretrained: Annotated[bool, typer.Option(help="Start from pretrained backbone weights.")]
-    = _D.pretrained,
+    valid_frac: Annotated[
+        float, typer.Option(help="Share of images held out, by patient.")
+    ] = _D.valid_frac,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (split, order, initialisation).")
+    ] = _D.seed,
+    pretrained: Annotated[
+        bool, typer.Option(help="Start from pretrained backbone weights.")
+    ] = _D.pretrained,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = _D.device,
-    out: Annotated[Path | None, typer.Option(help="Run directory [default: runs/<time>].")]
-    = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory [default: runs/<time>].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
     from cxrlt.pipeline import run as run_pipeline
 
-    options = RunOptions(dataset=dataset, data=data, arch=arch, head=head, loss=loss,
-                         sampler=sampler, epochs=epochs, bs=bs, lr=lr, size=size,
-                         valid_frac=valid_frac, seed=seed, pretrained=pretrained, device=device,
-                         out=out, overwrite=overwrite)
+    options = RunOptions(
+        dataset=dataset,
+        data=data,
+        arch=arch,
+        head=head,
+        loss=loss,
+        sampler=sampler,
+        epochs=epochs,
+        bs=bs,
+        lr=lr,
+        size=size,
+        valid_frac=valid_frac,
+        seed=seed,
+        pretrained=pretrained,
+        device=device,
+        out=out,
+        overwrite=overwrite,
+    )
     run_pipeline(options, console)

@@ -28,8 +28,9 @@ def synthetic_dataset(
     imbalance: float = 100.0,
     seed: int = 0,
 ) -> LabelledImages:
-    """Generate (first time only) and read the synthetic set; ``path`` overrides the cache folder."""
+    """Generate (first time only) and read the synthetic set; ``path`` replaces the cache."""
     folder = Path(path) if path else synthetic_folder(n_images, size, imbalance, seed)
     write_synthetic_cxr(folder, n_images=n_images, size=size, imbalance=imbalance, seed=seed)
-    return read_labelled_csv(folder / "train.csv", folder / "images", CXR_LT_2026_CLASSES,
-                             name="synthetic")
+    return read_labelled_csv(
+        folder / "train.csv", folder / "images", CXR_LT_2026_CLASSES, name="synthetic"
+    )

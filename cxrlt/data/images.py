@@ -19,8 +19,9 @@ from cxrlt.errors import CxrltError
 WINDOW_PERCENTILES = (0.5, 99.5)
 
 
-def window_to_uint8(pixels: np.ndarray,
-                    percentiles: tuple[float, float] = WINDOW_PERCENTILES) -> np.ndarray:
+def window_to_uint8(
+    pixels: np.ndarray, percentiles: tuple[float, float] = WINDOW_PERCENTILES
+) -> np.ndarray:
     """Map any grey range to 0..255 by clipping at the given percentiles."""
     low, high = np.percentile(pixels, percentiles)
     if high <= low:
@@ -38,12 +39,16 @@ def read_image(path: Path | str, size: int) -> np.ndarray:
                 grey = image.convert("L")
                 return np.asarray(grey.resize((size, size), Image.Resampling.BILINEAR))
             if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise CxrltError(f"{path}: unsupported image mode {image.mode!r}: save it as "
-                                 "8- or 16-bit greyscale PNG, JPEG or DICOM.")
+                raise CxrltError(
+                    f"{path}: unsupported image mode {image.mode!r}: save it as "
+                    "8- or 16-bit greyscale PNG, JPEG or DICOM."
+                )
             deep = image.convert("F").resize((size, size), Image.Resampling.BILINEAR)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise CxrltError(f"{path}: cannot decode the image ({error}); the file is corrupt or "
-                         "truncated. Replace it or remove its row.") from None
+        raise CxrltError(
+            f"{path}: cannot decode the image ({error}); the file is corrupt or "
+            "truncated. Replace it or remove its row."
+        ) from None
     return window_to_uint8(np.asarray(deep))
 
 

@@ -43,8 +43,9 @@ class ArrayDataLoader(DataLoader):
     ``(seed, epoch)``, so it is repeatable and the same on every rank.
     """
 
-    def __init__(self, dataset: ArraySet | None = None, sampler: Any = None, seed: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, dataset: ArraySet | None = None, sampler: Any = None, seed: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(dataset, **kwargs)
         self.sampler, self.seed, self.epoch = sampler, seed, 0
 
@@ -76,8 +77,16 @@ class ArrayDataLoader(DataLoader):
 class CXRDataLoaders(DataLoaders):
     """Train and validation loaders plus what the rest of a run needs to know about the data."""
 
-    def __init__(self, train: ArrayDataLoader, valid: ArrayDataLoader, *, data: LabelledImages,
-                 is_valid: np.ndarray, specs: dict[str, Resolved], device: Any = None) -> None:
+    def __init__(
+        self,
+        train: ArrayDataLoader,
+        valid: ArrayDataLoader,
+        *,
+        data: LabelledImages,
+        is_valid: np.ndarray,
+        specs: dict[str, Resolved],
+        device: Any = None,
+    ) -> None:
         super().__init__(train, valid, path=Path("."), device=device)
         self.data, self.is_valid, self.specs = data, is_valid, specs
 
@@ -114,7 +123,13 @@ def cxr_dataloaders(
     labels = data.labels
     train_set = ArraySet(images[~is_valid], labels[~is_valid])
     valid_set = ArraySet(images[is_valid], labels[is_valid])
-    train = ArrayDataLoader(train_set, sampler=specs["sampler"].build(labels=labels[~is_valid]),
-                            seed=seed, bs=bs, shuffle=True, drop_last=len(train_set) > bs)
+    train = ArrayDataLoader(
+        train_set,
+        sampler=specs["sampler"].build(labels=labels[~is_valid]),
+        seed=seed,
+        bs=bs,
+        shuffle=True,
+        drop_last=len(train_set) > bs,
+    )
     valid = ArrayDataLoader(valid_set, bs=bs * 2, shuffle=False)
     return CXRDataLoaders(train, valid, data=data, is_valid=is_valid, specs=specs, device=device)

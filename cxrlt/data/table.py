@@ -56,8 +56,9 @@ def _quote_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
     return ", ".join(f"line {i + 2} ({frame[ID_COLUMN].iloc[i]})" for i in rows)
 
 
-def _check_columns(csv_path: Path, columns: Sequence[str], classes: Sequence[str],
-                   meta: Sequence[str]) -> None:
+def _check_columns(
+    csv_path: Path, columns: Sequence[str], classes: Sequence[str], meta: Sequence[str]
+) -> None:
     missing = [c for c in classes if c not in columns]
     extra = [c for c in columns if c not in classes and c not in meta]
     if not missing and not extra:
@@ -65,9 +66,12 @@ def _check_columns(csv_path: Path, columns: Sequence[str], classes: Sequence[str
     parts = []
     for column in missing:
         close = difflib.get_close_matches(column, extra, n=1)
-        parts.append(f"{column!r} is missing" + (f" (misspelled as {close[0]!r}?)" if close else ""))
-    parts += [f"{c!r} is not a label of this data set" for c in extra
-              if not any(c in p for p in parts)]
+        parts.append(
+            f"{column!r} is missing" + (f" (misspelled as {close[0]!r}?)" if close else "")
+        )
+    parts += [
+        f"{c!r} is not a label of this data set" for c in extra if not any(c in p for p in parts)
+    ]
     raise CxrltError(
         f"{csv_path}: the label columns do not match the data set's {len(classes)} classes: "
         f"{'; '.join(parts)}. Rename the columns to the official spelling."
@@ -92,8 +96,9 @@ def read_labelled_csv(
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise CxrltError(f"{csv_path} is not a readable CSV file: {error}.") from None
     if ID_COLUMN not in frame.columns:
-        raise CxrltError(f"{csv_path} has no {ID_COLUMN!r} column; its columns are "
-                         f"{list(frame.columns)[:8]}...")
+        raise CxrltError(
+            f"{csv_path} has no {ID_COLUMN!r} column; its columns are {list(frame.columns)[:8]}..."
+        )
     if frame.empty:
         raise CxrltError(f"{csv_path} has a header but no rows.")
     _check_columns(csv_path, list(frame.columns), classes, meta_columns)
@@ -107,19 +112,25 @@ def read_labelled_csv(
         )
     duplicated = frame[ID_COLUMN].duplicated(keep=False).to_numpy()
     if duplicated.any():
-        raise CxrltError(f"{csv_path}: duplicated {ID_COLUMN}s at {_quote_rows(frame, duplicated)}: "
-                         "keep one row per image.")
+        raise CxrltError(
+            f"{csv_path}: duplicated {ID_COLUMN}s at {_quote_rows(frame, duplicated)}: "
+            "keep one row per image."
+        )
 
     root = image_dir.resolve()
     paths = [(root / image_id).resolve() for image_id in frame[ID_COLUMN]]
     outside = np.array([not p.is_relative_to(root) for p in paths])
     if outside.any():
-        raise CxrltError(f"{csv_path}: {_quote_rows(frame, outside)} point outside the image "
-                         f"folder {root}: image names must be relative paths inside it.")
+        raise CxrltError(
+            f"{csv_path}: {_quote_rows(frame, outside)} point outside the image "
+            f"folder {root}: image names must be relative paths inside it."
+        )
     missing = np.array([not p.is_file() for p in paths])
     if missing.any():
-        raise CxrltError(f"{csv_path}: {missing.sum()} image files are missing from {root}: "
-                         f"{_quote_rows(frame, missing)}.")
+        raise CxrltError(
+            f"{csv_path}: {missing.sum()} image files are missing from {root}: "
+            f"{_quote_rows(frame, missing)}."
+        )
 
     if PATIENT_COLUMN not in frame.columns:
         frame[PATIENT_COLUMN] = frame[ID_COLUMN]  # no patient known: each image its own group

@@ -41,8 +41,9 @@ def macro_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(np.nanmean(_per_class(average_precision_score, targets, scores, has_pos)))
 
 
-def evaluate(probs: np.ndarray, targets: np.ndarray, classes: Sequence[str],
-             threshold: float = 0.5) -> Report:
+def evaluate(
+    probs: np.ndarray, targets: np.ndarray, classes: Sequence[str], threshold: float = 0.5
+) -> Report:
     """mAP, mAUC and mF1 at ``threshold``, plus the chance level of mAP (mean prevalence)."""
     targets = np.asarray(targets).astype(np.int64)
     n_pos = targets.sum(axis=0)

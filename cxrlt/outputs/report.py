@@ -36,8 +36,9 @@ def print_report(console: Console, report: Report, train_counts: np.ndarray) -> 
     for column in ("class", "train n", "valid n", "AP", "AUC", "F1@0.5"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for (name, row), n_train in zip(report.per_class.iterrows(), train_counts, strict=True):
-        table.add_row(name, str(n_train), str(int(row.n_pos)), _fmt(row.AP), _fmt(row.AUC),
-                      _fmt(row.F1))
+        table.add_row(
+            name, str(n_train), str(int(row.n_pos)), _fmt(row.AP), _fmt(row.AUC), _fmt(row.F1)
+        )
     console.print(table)
     o = report.overall
     console.print(
@@ -46,5 +47,6 @@ def print_report(console: Console, report: Report, train_counts: np.ndarray) -> 
         f"with validation positives, {o['n_images']} images."
     )
     if report.excluded:
-        console.print(f"Left out of the means (no validation positives): "
-                      f"{', '.join(report.excluded)}")
+        console.print(
+            f"Left out of the means (no validation positives): {', '.join(report.excluded)}"
+        )

@@ -30,8 +30,10 @@ class RunDir:
     def __init__(self, path: Path | str, *, overwrite: bool = False) -> None:
         self.path = Path(path)
         if (self.path / CONFIG).exists() and not overwrite:
-            raise CxrltError(f"{self.path} already holds a run: choose another --out, "
-                             "or pass --overwrite to replace it.")
+            raise CxrltError(
+                f"{self.path} already holds a run: choose another --out, "
+                "or pass --overwrite to replace it."
+            )
         self.path.mkdir(parents=True, exist_ok=True)
 
     def file(self, name: str) -> Path:
@@ -48,8 +50,13 @@ class RunDir:
             save_model(model, str(tmp))
         return self.file(WEIGHTS)
 
-    def write_predictions(self, image_ids: Sequence[str], classes: Sequence[str],
-                          logits: np.ndarray, probs: np.ndarray) -> Path:
+    def write_predictions(
+        self,
+        image_ids: Sequence[str],
+        classes: Sequence[str],
+        logits: np.ndarray,
+        probs: np.ndarray,
+    ) -> Path:
         """One row per validation image: its logits and probabilities, named per class."""
         frame = pd.concat(
             [

@@ -51,7 +51,8 @@ def cxr_learner(
     )
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
     learner_kwargs.setdefault("metrics", [macro_ap_metric()])
-    learn = Learner(dls, model, loss_func=loss_func, splitter=backbone_head_splitter,
-                    **learner_kwargs)
+    learn = Learner(
+        dls, model, loss_func=loss_func, splitter=backbone_head_splitter, **learner_kwargs
+    )
     learn.specs = {**dls.specs, **specs}
     return learn

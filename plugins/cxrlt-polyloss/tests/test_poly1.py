@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cxrlt_polyloss.loss import Poly1Loss
 
 
