@@ -6,6 +6,7 @@ listing commands stay fast.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -13,6 +14,11 @@ __version__ = "0.1.0"
 __all__ = ["cxr_dataloaders", "cxr_learner", "CxrltError", "__version__"]
 
 from cxrlt.errors import CxrltError
+
+# fastai scripts a few layers with torch.jit at import; newer torch warns about it on every run.
+warnings.filterwarnings(
+    "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+)
 
 if TYPE_CHECKING:
     from cxrlt.data.loaders import cxr_dataloaders

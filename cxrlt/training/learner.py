@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import fastai.callback.schedule  # noqa: F401 - adds Learner.fit_one_cycle
 from fastai.learner import Learner
 from fastai.metrics import AccumMetric
 

@@ -14,6 +14,9 @@ from torch import nn
 class BCELoss(nn.Module):
     """Binary cross-entropy on logits, the unweighted baseline of every CXR-LT study."""
 
+    def __init__(self) -> None:  # an explicit signature: no parameters to accept
+        super().__init__()
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
