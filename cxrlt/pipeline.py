@@ -33,7 +33,7 @@ class RunOptions:
     size: int = 64
     valid_frac: float = 0.2
     seed: int = 0
-    pretrained: bool = False
+    pretrained: bool | None = None  # None: as the backbone spec says
     device: str = "auto"
     out: Path | None = None
     overwrite: bool = False
@@ -42,7 +42,8 @@ class RunOptions:
 def check_specs(options: RunOptions) -> dict[str, Resolved]:
     """Resolve every name before any work starts, so a typo costs nothing."""
     arch = parse_spec(options.arch)
-    arch = Spec(arch.name, {**arch.params, "pretrained": options.pretrained})
+    if options.pretrained is not None:
+        arch = Spec(arch.name, {**arch.params, "pretrained": options.pretrained})
     return {
         "dataset": resolve("datasets", options.dataset),
         "sampler": resolve("samplers", options.sampler),

@@ -266,7 +266,7 @@ class Registry:
         kind = self.kind
         candidates = list(self._by_name)
         if kind.name == "backbones":
-            candidates += _timm_model_names()
+            candidates += [n for n in _timm_model_names() if n not in self._by_name]
         close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
         hint = f" Closest: {', '.join(close)}." if close else ""
         known = ", ".join(e.name for e in self.entries) or "none installed"
