@@ -39,7 +39,9 @@ def run(
         typer.Option(help="Start from pretrained backbone weights (default: as --arch says)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = _D.device,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<date-time>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<date-time>).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""

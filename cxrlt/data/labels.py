@@ -6,6 +6,8 @@ every reader and writer (see ``shared/domain.md`` section 1).
 
 from __future__ import annotations
 
+import numpy as np
+
 CXR_LT_2026_CLASSES: tuple[str, ...] = (
     "Normal",
     "aortic elongation",
@@ -57,3 +59,13 @@ CXR_LT_2026_TASK2_CLASSES: tuple[str, ...] = (
 )
 
 CXR_LT_2026_META_COLUMNS: tuple[str, ...] = ("ImageID", "StudyDate_DICOM", "PatientID")
+
+
+def imbalance_ratio(labels: np.ndarray) -> float:
+    """Most / least frequent class among classes with at least one positive (as reported to users).
+
+    Pass ``labels[:, 1:]`` for the findings-only ratio that ``imbalance`` controls.
+    """
+    counts = np.asarray(labels).sum(axis=0)
+    present = counts[counts > 0]
+    return float(present.max() / present.min()) if len(present) else float("nan")

@@ -8,6 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from cxrlt.data.labels import imbalance_ratio
 from cxrlt.evaluation.metrics import Report
 
 
@@ -15,18 +16,12 @@ def _fmt(value: float) -> str:
     return "—" if np.isnan(value) else f"{value:.3f}"
 
 
-def imbalance_ratio(counts: np.ndarray) -> float:
-    """Most / least frequent class among those with any positive."""
-    present = counts[counts > 0]
-    return float(present.max() / present.min()) if len(present) else float("nan")
-
-
 def print_data_summary(console: Console, dls: Any) -> None:
     counts = dls.class_counts
     console.print(
         f"[bold]{dls.data.name}[/bold]: {len(dls.data)} images, {dls.n_train} train / "
         f"{int(dls.is_valid.sum())} valid (grouped by patient), {len(dls.classes)} classes, "
-        f"train imbalance {imbalance_ratio(counts):.0f}:1 "
+        f"train imbalance {imbalance_ratio(dls.data.labels[~dls.is_valid]):.0f}:1 "
         f"(most {counts.max()}, least {counts[counts > 0].min()} positives)"
     )
 
