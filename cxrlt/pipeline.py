@@ -114,6 +114,7 @@ def run(options: RunOptions, console: Console | None = None) -> tuple[Any, Any]:
         device=device,
     )
     print_data_summary(console, dls)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
     learn = cxr_learner(
         dls,
         str(specs["arch"].spec),

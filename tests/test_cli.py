@@ -107,3 +107,21 @@ def test_installed_program_runs():
     )
     assert module.returncode == 2 and "Unknown loss 'nope'" in module.stderr
     assert "Traceback" not in module.stderr
+
+
+def test_broken_plugin_warns_and_the_cli_keeps_working(install_fake_plugin):
+    install_fake_plugin("broken", "raise ImportError('needs libfoo')")
+    listed = invoke("list", "losses")
+    assert listed.exit_code == 0 and "bce" in listed.output
+    assert "plugin 'broken'" in listed.stderr and "failed to load" in listed.stderr
+    shown = invoke("plugins", "--json")
+    [row] = [r for r in json.loads(shown.stdout) if r["name"] == "broken"]
+    assert "needs libfoo" in row["error"] and row["version"] == "1.2.3"
+
+
+@pytest.mark.parametrize("param", ["n_images=0", "size=4", "imbalance=0.5"])
+def test_out_of_range_dataset_parameters_are_refused(param, tmp_path):
+    result = invoke("run", "--dataset", f"synthetic:{param}", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "of the dataset 'synthetic' must be at least" in " ".join(result.output.split())
+    assert not (tmp_path / "r").exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 from cxrlt.data.labels import CXR_LT_2026_CLASSES
 from cxrlt.data.synthetic import GENERATOR_VERSION, write_synthetic_cxr
 from cxrlt.data.table import LabelledImages, read_labelled_csv
+from cxrlt.errors import CxrltError
 from cxrlt.io import cache_dir
 
 
@@ -29,6 +30,16 @@ def synthetic_dataset(
     seed: int = 0,
 ) -> LabelledImages:
     """Generate (first time only) and read the synthetic set; ``path`` replaces the cache."""
+    for name, value, least in (
+        ("n_images", n_images, 10),
+        ("size", size, 16),
+        ("imbalance", imbalance, 1),
+    ):
+        if value < least:
+            raise CxrltError(
+                f"Parameter {name!r} of the dataset 'synthetic' must be at least "
+                f"{least}, got {value}."
+            )
     folder = Path(path) if path else synthetic_folder(n_images, size, imbalance, seed)
     write_synthetic_cxr(folder, n_images=n_images, size=size, imbalance=imbalance, seed=seed)
     return read_labelled_csv(

@@ -25,7 +25,7 @@ PER_CLASS = "metrics_per_class.csv"
 
 
 class RunDir:
-    """The folder of one run and the files it holds."""
+    """The folder of one run and the files it holds; created by the first file written."""
 
     def __init__(self, path: Path | str, *, overwrite: bool = False) -> None:
         self.path = Path(path)
@@ -34,7 +34,6 @@ class RunDir:
                 f"{self.path} already holds a run: choose another --out, "
                 "or pass --overwrite to replace it."
             )
-        self.path.mkdir(parents=True, exist_ok=True)
 
     def file(self, name: str) -> Path:
         return self.path / name
