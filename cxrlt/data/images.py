@@ -1,11 +1,12 @@
 """Decoding chest X-rays into compact uint8 arrays at the training size.
 
 16-bit PNGs usually use 12 to 16 bits: dividing by 65535 would crush them into a few grey
-levels, so deeper images are windowed by robust percentiles instead.
+levels, so deeper images (and DICOM) are windowed by robust percentiles instead.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,48 +19,147 @@ from cxrlt.errors import CxrltError
 
 WINDOW_PERCENTILES = (0.5, 99.5)
 
+# Percentiles of a quarter-million pixels are as robust as those of nine million, and far cheaper.
+_WINDOW_SAMPLE = 1 << 18
+# Modes that are 8-bit already (or colour): converted to grey, never windowed.
+_GREY_MODES = ("L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+# Deeper integer modes (16-bit PNG and TIFF): resized in float, then windowed.
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# Big downscales first shrink by an integer box filter: as good as a full resample (Pillow's own
+# advice) and 4x faster for 3000 px to 224 px.
+_REDUCING_GAP = 2.0
+_SAVE_HINT = "save it as 8- or 16-bit greyscale PNG, JPEG or DICOM"
+
 
 def window_to_uint8(
     pixels: np.ndarray, percentiles: tuple[float, float] = WINDOW_PERCENTILES
 ) -> np.ndarray:
-    """Map any grey range to 0..255 by clipping at the given percentiles."""
-    low, high = np.percentile(pixels, percentiles)
+    """Map any grey range to 0..255 by clipping at percentiles estimated on a strided subsample."""
+    step = max(1, math.ceil(math.sqrt(pixels.size / _WINDOW_SAMPLE)))
+    sample = pixels[..., ::step, ::step] if pixels.ndim >= 2 else pixels.ravel()[:: step * step]
+    low, high = np.percentile(sample, percentiles)
     if high <= low:
         return np.zeros(pixels.shape, np.uint8)
     scaled = (pixels.astype(np.float32) - low) * (255.0 / (high - low))
     return np.clip(scaled, 0, 255).round().astype(np.uint8)
 
 
-def read_image(path: Path | str, size: int) -> np.ndarray:
-    """One image as (size, size) uint8, resized with antialiasing before windowing."""
+def read_image(path: Path | str, size: int, *, letterbox: bool = False) -> np.ndarray:
+    """One image as (size, size) uint8, resized with antialiasing before windowing.
+
+    With ``letterbox`` the aspect ratio is kept: the long side fits ``size`` and the image is
+    centred on black; otherwise it is stretched to fill the frame.
+    """
+    path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
-                grey = image.convert("L")
-                return np.asarray(grey.resize((size, size), Image.Resampling.BILINEAR))
-            if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise CxrltError(
-                    f"{path}: unsupported image mode {image.mode!r}: save it as "
-                    "8- or 16-bit greyscale PNG, JPEG or DICOM."
-                )
-            deep = image.convert("F").resize((size, size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        with path.open("rb") as file:
+            dicom = path.suffix.lower() == ".dcm" or file.read(132)[128:] == b"DICM"
+    except OSError as error:
         raise CxrltError(
-            f"{path}: cannot decode the image ({error}); the file is corrupt or "
-            "truncated. Replace it or remove its row."
+            f"{path}: cannot read the file ({error.strerror}); check the path and the image folder."
         ) from None
-    return window_to_uint8(np.asarray(deep))
+    content = _read_dicom(path, size, letterbox) if dicom else _read_pil(path, size, letterbox)
+    if not letterbox:
+        return content
+    out = np.zeros((size, size), np.uint8)
+    top, left = (size - content.shape[0]) // 2, (size - content.shape[1]) // 2
+    out[top : top + content.shape[0], left : left + content.shape[1]] = content
+    return out
 
 
-def read_images(paths: Sequence[Path | str], size: int, workers: int | None = None) -> np.ndarray:
+def read_images(
+    paths: Sequence[Path | str], size: int, workers: int | None = None, *, letterbox: bool = False
+) -> np.ndarray:
     """All images as one (N, size, size) uint8 array, decoded in parallel threads."""
     out = np.empty((len(paths), size, size), np.uint8)
     workers = workers or min(8, os.cpu_count() or 1)
 
     def fill(i: int) -> None:
-        out[i] = read_image(paths[i], size)
+        out[i] = read_image(paths[i], size, letterbox=letterbox)
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fill, range(len(paths))))
     return out
+
+
+def _target(width: int, height: int, size: int, letterbox: bool) -> tuple[int, int]:
+    """The (width, height) to resize to: the whole frame, or the long side fitted to it."""
+    if not letterbox:
+        return size, size
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _resize(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    return image.resize(target, Image.Resampling.BILINEAR, reducing_gap=_REDUCING_GAP)
+
+
+def _read_pil(path: Path, size: int, letterbox: bool) -> np.ndarray:
+    """PNG, JPEG and the like; Pillow refuses truncated files as long as LOAD_TRUNCATED_IMAGES
+    stays False, which is what keeps a half-written PNG from decoding as partly black."""
+    try:
+        with Image.open(path) as image:
+            target = _target(*image.size, size, letterbox)
+            if image.mode in _GREY_MODES:
+                image.draft("L", target)  # JPEG decodes at 1/2, 1/4 or 1/8 scale; others ignore it
+                return np.asarray(_resize(image.convert("L"), target))
+            if image.mode not in _DEEP_MODES:
+                raise CxrltError(
+                    f"{path}: unsupported image mode {image.mode!r} (bilevel, float or other "
+                    f"bit depth); {_SAVE_HINT}."
+                )
+            deep = _resize(image.convert("F"), target)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise CxrltError(
+            f"{path}: cannot decode the image ({error}); the file is corrupt or truncated. "
+            "Replace it or remove its row."
+        ) from None
+    return window_to_uint8(np.asarray(deep))
+
+
+def _read_dicom(path: Path, size: int, letterbox: bool) -> np.ndarray:
+    """DICOM in modality units (slope and intercept applied), bone bright, then windowed."""
+    try:
+        import pydicom  # lazily: importing pydicom costs more than the rest of this module
+        from pydicom.errors import InvalidDicomError
+    except ImportError:
+        raise CxrltError(f"{path}: reading DICOM needs pydicom: pip install pydicom.") from None
+    try:
+        dataset = pydicom.dcmread(path)
+        if "PixelData" not in dataset:
+            raise CxrltError(
+                f"{path}: no integer pixel data (truncated, or not an image); replace it or "
+                "remove its row."
+            )
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+        samples = dataset.get("SamplesPerPixel", 1)
+        if frames != 1 or samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise CxrltError(
+                f"{path}: {frames} frame(s) of {samples}-sample {photometric}: only single-frame "
+                "greyscale DICOM is supported; export the one frontal image as greyscale."
+            )
+        if dataset.get("BitsAllocated", 16) not in (8, 16, 32):
+            raise CxrltError(
+                f"{path}: unexpected bit depth ({dataset.BitsAllocated} bits allocated); "
+                f"{_SAVE_HINT}."
+            )
+        values = dataset.pixel_array.astype(np.float32)
+        values *= float(dataset.get("RescaleSlope") or 1)
+        values += float(dataset.get("RescaleIntercept") or 0)
+    except CxrltError:
+        raise
+    except InvalidDicomError:
+        raise CxrltError(
+            f"{path}: not a DICOM file (no DICM header); replace it or remove its row."
+        ) from None
+    except Exception as error:  # pydicom has no common base for corrupt or undecodable data
+        raise CxrltError(
+            f"{path}: cannot decode the DICOM file ({error}); replace it, decompress it, or "
+            "install a decoder for its transfer syntax (pylibjpeg)."
+        ) from None
+    if photometric == "MONOCHROME1":
+        np.negative(values, out=values)  # low values are white: negate so bone comes out bright
+    image = Image.fromarray(values)
+    deep = _resize(image, _target(*image.size, size, letterbox))
+    return window_to_uint8(np.asarray(deep))
