@@ -32,6 +32,9 @@ class RunOptions:
     lr: float = 2e-3
     size: int = 64
     valid_frac: float = 0.2
+    skip_bad: bool = False
+    letterbox: bool = False
+    augment: bool = True
     seed: int = 0
     pretrained: bool | None = None  # None: as the backbone spec says
     device: str = "auto"
@@ -112,9 +115,14 @@ def run(options: RunOptions, console: Console | None = None) -> tuple[Any, Any]:
         valid_frac=options.valid_frac,
         seed=options.seed,
         device=device,
+        skip_bad=options.skip_bad,
+        letterbox=options.letterbox,
+        augment=options.augment,
     )
     print_data_summary(console, dls)
-    run_dir.path.mkdir(parents=True, exist_ok=True)
+    run_dir.write_table("split.csv", dls.split_table())
+    if len(dls.skipped):
+        run_dir.write_table("skipped.csv", dls.skipped)
     learn = cxr_learner(
         dls,
         str(specs["arch"].spec),

@@ -31,6 +31,15 @@ def run(
     valid_frac: Annotated[
         float, typer.Option(help="Share of images held out, by patient.")
     ] = _D.valid_frac,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Leave out bad rows (listed in skipped.csv) instead of stopping.")
+    ] = False,
+    letterbox: Annotated[
+        bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
+    ] = False,
+    augment: Annotated[
+        bool, typer.Option(help="Small affine and exposure changes in training.")
+    ] = True,
     seed: Annotated[
         int, typer.Option(help="Random seed (split, order, initialisation).")
     ] = _D.seed,
@@ -59,6 +68,9 @@ def run(
         lr=lr,
         size=size,
         valid_frac=valid_frac,
+        skip_bad=skip_bad,
+        letterbox=letterbox,
+        augment=augment,
         seed=seed,
         pretrained=pretrained,
         device=device,

@@ -60,6 +60,31 @@ CXR_LT_2026_TASK2_CLASSES: tuple[str, ...] = (
 
 CXR_LT_2026_META_COLUMNS: tuple[str, ...] = ("ImageID", "StudyDate_DICOM", "PatientID")
 
+CXR_LT_2023_CLASSES: tuple[str, ...] = (
+    "Atelectasis", "Calcification of the Aorta", "Cardiomegaly", "Consolidation", "Edema",
+    "Emphysema", "Enlarged Cardiomediastinum", "Fibrosis", "Fracture", "Hernia", "Infiltration",
+    "Lung Lesion", "Lung Opacity", "Mass", "No Finding", "Nodule", "Pleural Effusion",
+    "Pleural Other", "Pleural Thickening", "Pneumomediastinum", "Pneumonia", "Pneumoperitoneum",
+    "Pneumothorax", "Subcutaneous Emphysema", "Support Devices", "Tortuous Aorta",
+)  # fmt: skip
+
+CXR_LT_2024_CLASSES: tuple[str, ...] = (
+    "Adenopathy", "Atelectasis", "Azygos Lobe", "Calcification of the Aorta", "Cardiomegaly",
+    "Clavicle Fracture", "Consolidation", "Edema", "Emphysema", "Enlarged Cardiomediastinum",
+    "Fibrosis", "Fissure", "Fracture", "Granuloma", "Hernia", "Hydropneumothorax", "Infarction",
+    "Infiltration", "Kyphosis", "Lobar Atelectasis", "Lung Lesion", "Lung Opacity", "Mass",
+    "Nodule", "Normal", "Pleural Effusion", "Pleural Other", "Pleural Thickening",
+    "Pneumomediastinum", "Pneumonia", "Pneumoperitoneum", "Pneumothorax", "Pulmonary Embolism",
+    "Pulmonary Hypertension", "Rib Fracture", "Round(ed) Atelectasis", "Subcutaneous Emphysema",
+    "Support Devices", "Tortuous Aorta", "Tuberculosis",
+)  # fmt: skip
+
+# Task 2 of 2024: the 2023 list with "Normal" in place of "No Finding".
+CXR_LT_2024_GOLD_CLASSES: tuple[str, ...] = tuple(
+    "Normal" if name == "No Finding" else name for name in CXR_LT_2023_CLASSES
+)
+MIMIC_META_COLUMNS: tuple[str, ...] = ("fpath", "subject_id", "study_id", "dicom_id")
+
 
 def imbalance_ratio(labels: np.ndarray) -> float:
     """Most / least frequent class among classes with at least one positive (as reported to users).

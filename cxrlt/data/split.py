@@ -1,17 +1,28 @@
-"""Validation splits grouped by patient: no patient's images on both sides."""
+"""Validation splits grouped by patient and stratified across labels.
+
+No patient has images on both sides. Labels are stratified at the patient level (a patient
+counts as positive for a class when any of their images is), by iterative stratification
+(Sechidis et al., 2011), so rare classes land on both sides as far as grouping allows.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
-def patient_split(patients: np.ndarray, *, valid_frac: float = 0.2, seed: int = 0) -> np.ndarray:
-    """A boolean mask of validation rows, holding about ``valid_frac`` of the images."""
+def patient_split(
+    patients: np.ndarray, labels: np.ndarray, *, valid_frac: float = 0.2, seed: int = 0
+) -> np.ndarray:
+    """A boolean mask of validation rows, holding about ``valid_frac`` of the patients."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
     if not 0 < valid_frac < 1:
         raise ValueError(f"valid_frac must be between 0 and 1, got {valid_frac}")
-    unique, inverse, counts = np.unique(patients, return_inverse=True, return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    taken = np.cumsum(counts[order]) <= valid_frac * len(patients)
-    valid_patients = np.zeros(len(unique), bool)
-    valid_patients[order[taken]] = True
-    return valid_patients[inverse]
+    unique, inverse = np.unique(patients, return_inverse=True)
+    per_patient = pd.DataFrame(labels).groupby(inverse).max().to_numpy()
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=valid_frac, random_state=seed)
+    _, valid_patients = next(splitter.split(np.zeros(len(unique)), per_patient))
+    is_valid_patient = np.zeros(len(unique), bool)
+    is_valid_patient[valid_patients] = True
+    return is_valid_patient[inverse]

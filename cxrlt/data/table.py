@@ -1,34 +1,49 @@
 """A labelled image set as a table: one row per image, its file, patient and 0/1 labels.
 
-Reading checks the table against the data set's label list before any image is touched,
-and every problem names the file, column or row and what would fix it.
+Reading checks the table against the data set's label list before any image is touched.
+Problems with the whole table stop at once; problems with single rows are collected (see
+:mod:`cxrlt.data.problems`) so that all of them can be reported, or skipped, together.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from cxrlt.data.problems import Problem, find_rows
 from cxrlt.errors import CxrltError
 
 ID_COLUMN = "ImageID"
 PATIENT_COLUMN = "PatientID"
 PATH_COLUMN = "path"
-_SHOW = 5  # rows quoted in a message
+LINE_COLUMN = "line"  # the row's line in its CSV file (header = line 1), kept through filtering
+# What a spreadsheet makes of a long numeric ID: 1.90E+38.
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE][+-]?\d+$")
 
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """Images with multi-label targets; ``frame`` has ImageID, PatientID, path and the classes."""
+    """Images with multi-label targets.
+
+    ``frame`` holds ImageID, PatientID, path, line and one 0/1 column per class;
+    ``problems`` the bad rows found while reading; ``notes`` what a user should be told (rows
+    removed, coarse IDs); ``test`` the unlabelled test images (ImageID, path), if any.
+    """
 
     name: str
     classes: tuple[str, ...]
     frame: pd.DataFrame
+    source: str = ""
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
+    test: pd.DataFrame | None = None
+    zero_shot_classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -49,91 +64,164 @@ class LabelledImages:
     def patients(self) -> np.ndarray:
         return self.frame[PATIENT_COLUMN].to_numpy(str)
 
+    @property
+    def lines(self) -> list[int]:
+        return self.frame[LINE_COLUMN].tolist()
 
-def _quote_rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
-    rows = np.flatnonzero(mask)[:_SHOW]
-    # +2: one for the header line, one because people count CSV lines from 1.
-    return ", ".join(f"line {i + 2} ({frame[ID_COLUMN].iloc[i]})" for i in rows)
+    def without(self, rows: Iterable[int]) -> LabelledImages:
+        """The same set less some rows (positions); the problems of the others are kept."""
+        keep = np.ones(len(self.frame), bool)
+        keep[list(rows)] = False
+        position = np.cumsum(keep) - 1
+        problems = []
+        for problem in self.problems:
+            kept = [k for k, row in enumerate(problem.rows) if keep[row]]
+            if kept:
+                details = tuple(problem.details[k] for k in kept) if problem.details else ()
+                rows_now = tuple(int(position[problem.rows[k]]) for k in kept)
+                problems.append(replace(problem, rows=rows_now, details=details))
+        frame = self.frame[keep].reset_index(drop=True)
+        return replace(self, frame=frame, problems=tuple(problems))
 
 
-def _check_columns(
-    csv_path: Path, columns: Sequence[str], classes: Sequence[str], meta: Sequence[str]
+def read_csv(csv_path: Path, *, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV with ID-like columns kept as text; a missing, empty or unreadable file stops here."""
+    if not csv_path.is_file():
+        raise CxrltError(f"{csv_path} does not exist: check --data and the file names.")
+    try:
+        frame = pd.read_csv(csv_path, dtype={c: str for c in text_columns}, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise CxrltError(f"{csv_path} is empty: it needs a header and one row per image.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise CxrltError(f"{csv_path} is not a readable CSV file: {error}") from None
+    if frame.empty:
+        raise CxrltError(f"{csv_path} has a header but no rows.")
+    return frame
+
+
+def _require_columns(csv_path: Path, frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise CxrltError(
+                f"{csv_path} has no {column!r} column; its columns start "
+                f"{list(frame.columns)[:6]}. Rename the column or pick the right file."
+            )
+
+
+def _check_label_columns(
+    csv_path: Path, columns: Sequence[str], classes: Sequence[str], allowed: Iterable[str]
 ) -> None:
+    allowed = set(allowed)
     missing = [c for c in classes if c not in columns]
-    extra = [c for c in columns if c not in classes and c not in meta]
+    extra = [c for c in columns if c not in classes and c not in allowed]
     if not missing and not extra:
         return
-    parts = []
+    parts, misspelled = [], set()
     for column in missing:
-        close = difflib.get_close_matches(column, extra, n=1)
-        parts.append(
-            f"{column!r} is missing" + (f" (misspelled as {close[0]!r}?)" if close else "")
-        )
-    parts += [
-        f"{c!r} is not a label of this data set" for c in extra if not any(c in p for p in parts)
-    ]
+        close = difflib.get_close_matches(column, extra, n=1, cutoff=0.6)
+        misspelled.update(close)
+        hint = f" (misspelled as {close[0]!r}?)" if close else ""
+        parts.append(f"{column!r} is missing{hint}")
+    parts += [f"{c!r} is not a label of this data set" for c in extra if c not in misspelled]
     raise CxrltError(
         f"{csv_path}: the label columns do not match the data set's {len(classes)} classes: "
-        f"{'; '.join(parts)}. Rename the columns to the official spelling."
+        f"{'; '.join(parts)}. Rename them to the official spelling, or list columns to ignore "
+        "with the data set's ignore_columns parameter."
+    )
+
+
+def _label_problems(
+    frame: pd.DataFrame, classes: Sequence[str]
+) -> tuple[np.ndarray, list[Problem]]:
+    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isin(values, (0, 1))
+    details = tuple(
+        ", ".join(
+            f"{classes[c]!r}={str(frame.iloc[row][classes[c]])!r}" for c in np.flatnonzero(bad[row])
+        )
+        for row in np.flatnonzero(bad.any(axis=1))
+    )
+    problems = find_rows(
+        "label values other than 0 and 1 (blank, -1 for uncertain, text)",
+        bad.any(axis=1),
+        "Map them to 0 or 1 first.",
+    )
+    problems = [replace(p, details=details) for p in problems]
+    return np.where(bad, 0, values).astype(np.uint8), problems
+
+
+def locate_images(names: pd.Series, root: Path) -> tuple[list[str], list[Problem]]:
+    """Absolute image paths under ``root``, with rows pointing outside it or at no file."""
+    root = root.resolve()
+    paths = [(root / str(name)).resolve() for name in names]
+    outside = np.array([not p.is_relative_to(root) for p in paths])
+    missing = np.array([not o and not p.is_file() for p, o in zip(paths, outside, strict=True)])
+    problems = find_rows(
+        f"image path outside the image folder {root}",
+        outside,
+        "Image names must be relative paths inside the image folder.",
+    ) + find_rows(
+        f"image file missing from {root}",
+        missing,
+        "Put the files there, point --data at the right folder, or remove the rows.",
+    )
+    return [str(p) for p in paths], problems
+
+
+def patient_note(patients: pd.Series) -> str | None:
+    """A warning when patient IDs went through a spreadsheet and lost their digits."""
+    looks_scientific = patients.astype(str).str.match(_SCIENTIFIC)
+    if not looks_scientific.any():
+        return None
+    return (
+        f"{int(looks_scientific.sum())} PatientIDs look like spreadsheet numbers (e.g. "
+        f"{patients[looks_scientific].iloc[0]}): the {len(patients)} images fall into only "
+        f"{patients.nunique()} patient groups, so patient-grouped splits are coarse."
     )
 
 
 def read_labelled_csv(
     csv_path: Path,
-    image_dir: Path,
+    image_root: Path,
     classes: Sequence[str],
     *,
     name: str,
+    id_column: str = ID_COLUMN,
+    path_column: str | None = None,
+    patient_column: str | None = PATIENT_COLUMN,
     meta_columns: Sequence[str] = (ID_COLUMN, "StudyDate_DICOM", PATIENT_COLUMN),
+    ignore_columns: Sequence[str] = (),
 ) -> LabelledImages:
-    """Read a CXR-LT style CSV (ImageID, metadata, one 0/1 column per class) and find its images."""
-    if not csv_path.is_file():
-        raise CxrltError(f"Label file {csv_path} does not exist: check --data.")
-    try:
-        frame = pd.read_csv(csv_path, dtype={c: str for c in meta_columns}, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise CxrltError(f"{csv_path} is empty: it needs a header and one row per image.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise CxrltError(f"{csv_path} is not a readable CSV file: {error}.") from None
-    if ID_COLUMN not in frame.columns:
-        raise CxrltError(
-            f"{csv_path} has no {ID_COLUMN!r} column; its columns are {list(frame.columns)[:8]}..."
-        )
-    if frame.empty:
-        raise CxrltError(f"{csv_path} has a header but no rows.")
-    _check_columns(csv_path, list(frame.columns), classes, meta_columns)
+    """Read a label CSV (an ID, metadata, one 0/1 column per class) and find its images.
 
-    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad = ~np.isin(values, (0, 1)).all(axis=1)
-    if bad.any():
-        raise CxrltError(
-            f"{csv_path}: {bad.sum()} rows have label values other than 0 and 1 (blank, -1 "
-            f"for uncertain, text): {_quote_rows(frame, bad)}. Map them to 0 or 1 first."
-        )
-    duplicated = frame[ID_COLUMN].duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        raise CxrltError(
-            f"{csv_path}: duplicated {ID_COLUMN}s at {_quote_rows(frame, duplicated)}: "
-            "keep one row per image."
-        )
-
-    root = image_dir.resolve()
-    paths = [(root / image_id).resolve() for image_id in frame[ID_COLUMN]]
-    outside = np.array([not p.is_relative_to(root) for p in paths])
-    if outside.any():
-        raise CxrltError(
-            f"{csv_path}: {_quote_rows(frame, outside)} point outside the image "
-            f"folder {root}: image names must be relative paths inside it."
-        )
-    missing = np.array([not p.is_file() for p in paths])
-    if missing.any():
-        raise CxrltError(
-            f"{csv_path}: {missing.sum()} image files are missing from {root}: "
-            f"{_quote_rows(frame, missing)}."
-        )
-
-    if PATIENT_COLUMN not in frame.columns:
-        frame[PATIENT_COLUMN] = frame[ID_COLUMN]  # no patient known: each image its own group
-    frame[list(classes)] = values.astype(np.uint8)
-    frame[PATH_COLUMN] = [str(p) for p in paths]
-    return LabelledImages(name, tuple(classes), frame)
+    Images are ``image_root / <path_column>`` (the ID itself when no path column is given).
+    Without a patient column each image is its own patient.
+    """
+    id_like = [c for c in (id_column, path_column, patient_column, *meta_columns) if c]
+    frame = read_csv(csv_path, text_columns=id_like)
+    _require_columns(csv_path, frame, [c for c in (id_column, path_column, patient_column) if c])
+    _check_label_columns(
+        csv_path, list(frame.columns), classes, [*meta_columns, *id_like, *ignore_columns]
+    )
+    labels, problems = _label_problems(frame, classes)
+    problems += find_rows(
+        f"duplicated {id_column}",
+        frame[id_column].duplicated(keep=False).to_numpy(),
+        "Keep one row per image.",
+    )
+    paths, path_problems = locate_images(frame[path_column or id_column], image_root)
+    patients = frame[patient_column] if patient_column else frame[id_column]
+    table = pd.DataFrame(
+        {ID_COLUMN: frame[id_column], PATIENT_COLUMN: patients, PATH_COLUMN: paths}
+    )
+    table[LINE_COLUMN] = np.arange(len(frame)) + 2
+    table[list(classes)] = labels
+    note = patient_note(patients) if patient_column else None
+    return LabelledImages(
+        name,
+        tuple(classes),
+        table,
+        source=str(csv_path),
+        problems=tuple(problems + path_problems),
+        notes=(note,) if note else (),
+    )

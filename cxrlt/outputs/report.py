@@ -20,10 +20,18 @@ def print_data_summary(console: Console, dls: Any) -> None:
     counts = dls.class_counts
     console.print(
         f"[bold]{dls.data.name}[/bold]: {len(dls.data)} images, {dls.n_train} train / "
-        f"{int(dls.is_valid.sum())} valid (grouped by patient), {len(dls.classes)} classes, "
+        f"{int(dls.is_valid.sum())} valid (grouped by patient, stratified), "
+        f"{len(dls.classes)} classes, "
         f"train imbalance {imbalance_ratio(dls.data.labels[~dls.is_valid]):.0f}:1 "
         f"(most {counts.max()}, least {counts[counts > 0].min()} positives)"
     )
+    for note in dls.data.notes:
+        console.print(f"[yellow]Note:[/yellow] {note}")
+    if len(dls.skipped):
+        console.print(
+            f"[yellow]Skipped {dls.skipped['ImageID'].nunique()} bad rows[/yellow] "
+            "(listed in the run directory's skipped.csv)."
+        )
 
 
 def print_report(console: Console, report: Report, train_counts: np.ndarray) -> None:

@@ -41,6 +41,9 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> Path:
         return write_json(self.file(CONFIG), config)
 
+    def write_table(self, name: str, frame: pd.DataFrame) -> Path:
+        return write_with(self.file(name), lambda f: frame.to_csv(f, index=False))
+
     def write_weights(self, model: Any) -> Path:
         """The model's weights as safetensors (no pickled code to trust when loading)."""
         from safetensors.torch import save_model
@@ -65,7 +68,7 @@ class RunDir:
             ],
             axis=1,
         )
-        return write_with(self.file(PREDICTIONS), lambda f: frame.to_csv(f, index=False))
+        return self.write_table(PREDICTIONS, frame)
 
     def write_metrics(self, report: Report) -> Path:
         write_with(self.file(PER_CLASS), lambda f: report.per_class.to_csv(f))
