@@ -1,0 +1,36 @@
+"""The benchmark scripts still run (on tiny inputs: figures come from the real runs)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_data_path_benchmark_runs_and_writes_its_figures(tmp_path):
+    out = tmp_path / "data_path.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "data_path.py"),
+            "--images",
+            "4",
+            "--side",
+            "160",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["images"] == 4
+    assert all(
+        figures[f"{kind}_{size}"] > 0
+        for kind in ("naive", "loader", "loaderaug")
+        for size in (224, 512)
+    )
+    assert "| 512 |" in figures["table"]
