@@ -34,7 +34,7 @@ class RunOptions:
     valid_frac: float = 0.2
     skip_bad: bool = False
     letterbox: bool = False
-    augment: bool = True
+    augment: bool = False  # pays on long schedules with real data, costs short demo runs
     seed: int = 0
     pretrained: bool | None = None  # None: as the backbone spec says
     device: str = "auto"

@@ -87,7 +87,9 @@ def _modules_after(args: list[str]) -> set[str]:
     return set(json.loads(out.stdout.split("LOADED")[-1].strip().replace("'", '"')))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list", "loss"], ["plugins"], ["run", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["list", "loss"], ["plugins"], ["run", "--help"], ["prepare", "--help"]]
+)
 def test_listing_commands_do_not_import_heavy_libraries(args):
     assert _modules_after(args) == set()
 

@@ -38,8 +38,9 @@ def run(
         bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
     ] = False,
     augment: Annotated[
-        bool, typer.Option(help="Small affine and exposure changes in training.")
-    ] = True,
+        bool,
+        typer.Option(help="Small affine and exposure changes in training (pays on long runs)."),
+    ] = _D.augment,
     seed: Annotated[
         int, typer.Option(help="Random seed (split, order, initialisation).")
     ] = _D.seed,

@@ -160,7 +160,7 @@ def cxr_dataloaders(
     device: Any = None,
     skip_bad: bool = False,
     letterbox: bool = False,
-    augment: bool = True,
+    augment: bool = False,
     workers: int | None = None,
 ) -> CXRDataLoaders:
     """Load a registered data set, decode it once into the cache, split it by patient.
