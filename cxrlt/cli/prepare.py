@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
 from cxrlt.pipeline import RunOptions
 
@@ -18,14 +19,10 @@ SHOWN_FAILURES = 5
 @app.command()
 @friendly_errors
 def prepare(
-    dataset: Annotated[
-        str, typer.Option(help="Data set name (see `cxrlt list datasets`).")
-    ] = _D.dataset,
-    data: Annotated[str | None, typer.Option(help="Folder of the data set on disk.")] = None,
-    size: Annotated[int, typer.Option(help="Training image size in pixels.")] = _D.size,
-    letterbox: Annotated[
-        bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
-    ] = False,
+    dataset: options.Dataset = _D.dataset,
+    data: options.DataFolder = None,
+    size: options.Size = _D.size,
+    letterbox: options.Letterbox = False,
     workers: Annotated[
         int | None, typer.Option(help="Decoding processes (default: all cores).")
     ] = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
 from cxrlt.pipeline import RunOptions
 
@@ -16,10 +17,8 @@ _D = RunOptions()
 @app.command()
 @friendly_errors
 def run(
-    dataset: Annotated[
-        str, typer.Option(help="Data set name (see `cxrlt list datasets`).")
-    ] = _D.dataset,
-    data: Annotated[str | None, typer.Option(help="Folder of the data set on disk.")] = None,
+    dataset: options.Dataset = _D.dataset,
+    data: options.DataFolder = None,
     arch: Annotated[str, typer.Option(help="Backbone: a registered or any timm name.")] = _D.arch,
     head: Annotated[str, typer.Option(help="Classifier head.")] = _D.head,
     loss: Annotated[str, typer.Option(help="Loss, e.g. 'bce' or 'name:key=value'.")] = _D.loss,
@@ -27,16 +26,14 @@ def run(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = _D.epochs,
     bs: Annotated[int, typer.Option(help="Batch size.")] = _D.bs,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = _D.lr,
-    size: Annotated[int, typer.Option(help="Training image size in pixels.")] = _D.size,
+    size: options.Size = _D.size,
     valid_frac: Annotated[
         float, typer.Option(help="Share of images held out, by patient.")
     ] = _D.valid_frac,
     skip_bad: Annotated[
         bool, typer.Option(help="Leave out bad rows (listed in skipped.csv) instead of stopping.")
     ] = False,
-    letterbox: Annotated[
-        bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
-    ] = False,
+    letterbox: options.Letterbox = False,
     augment: Annotated[
         bool,
         typer.Option(help="Small affine and exposure changes in training (pays on long runs)."),
