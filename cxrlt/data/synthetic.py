@@ -483,13 +483,24 @@ def _cluster(rng: np.random.Generator, n: int, spread: float, r: float) -> list[
     return (rng.normal(0, 1, (n, 3)) * [spread, spread, r / 5] + [0, 0, r]).tolist()
 
 
+def _lung_spots(
+    s: _Scene,
+    rng: np.random.Generator,
+    most: int,
+    brightness: tuple[float, float],
+    radius: tuple[float, float],
+) -> np.ndarray:
+    """1 to ``most`` round spots at random lung points."""
+    out = np.zeros_like(s.X)
+    for _ in range(rng.integers(1, most + 1)):
+        x, y = _lung_point(s, rng, _side(rng))
+        out += rng.uniform(*brightness) * _spot(s, x, y, rng.uniform(*radius))
+    return out
+
+
 def _nodule(s: _Scene, rng: np.random.Generator) -> np.ndarray:
     """One or two small round opacities in the lungs."""
-    out = np.zeros_like(s.X)
-    for _ in range(rng.integers(1, 3)):
-        x, y = _lung_point(s, rng, _side(rng))
-        out += rng.uniform(0.1, 0.2) * _spot(s, x, y, rng.uniform(0.02, 0.04))
-    return out
+    return _lung_spots(s, rng, 2, (0.1, 0.2), (0.02, 0.04))
 
 
 def _atelectasis(s: _Scene, rng: np.random.Generator) -> np.ndarray:
@@ -744,11 +755,7 @@ def _sternotomy(s: _Scene, rng: np.random.Generator) -> np.ndarray:
 
 def _calcified_densities(s: _Scene, rng: np.random.Generator) -> np.ndarray:
     """A few very bright tiny dots (calcified granulomas)."""
-    out = np.zeros_like(s.X)
-    for _ in range(rng.integers(1, 5)):
-        x, y = _lung_point(s, rng, _side(rng))
-        out += rng.uniform(0.35, 0.6) * _spot(s, x, y, rng.uniform(0.01, 0.018))
-    return out
+    return _lung_spots(s, rng, 4, (0.35, 0.6), (0.01, 0.018))
 
 
 _MODIFIERS = {
