@@ -26,9 +26,24 @@ _LOSSES = (
         "Label-distribution-aware margin BCE, scale s (Cao et al., NeurIPS 2019).",
     ),
     (
+        "drw",
+        "DeferredReweightedBCELoss",
+        "BCE, class-balanced positive weights from epoch start (deferred re-weighting).",
+    ),
+    (
+        "ldam-drw",
+        "LDAMDRWLoss",
+        "LDAM with deferred re-weighting (Cao et al., NeurIPS 2019); the seed paper's best.",
+    ),
+    (
         "logit-adjusted",
         "LogitAdjustedBCELoss",
         "BCE with logit(prior) offsets in training only (Menon et al., ICLR 2021).",
+    ),
+    (
+        "db",
+        "DistributionBalancedLoss",
+        "Distribution-balanced: re-balanced weights, negative tolerance (Wu et al., ECCV 2020).",
     ),
 )
 

@@ -7,6 +7,8 @@ from statistics import fmean
 import torch
 from torch import nn
 
+from cxrlt.errors import CxrltError
+
 # Greyscale stand-ins for ImageNet statistics when a backbone carries none.
 _DEFAULT_MEAN, _DEFAULT_STD = 0.449, 0.226
 
@@ -20,6 +22,12 @@ class CXRClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
+        if getattr(head, "spatial", False) and not hasattr(backbone, "forward_features"):
+            raise CxrltError(
+                f"The head {type(head).__name__} needs spatial features, but the backbone "
+                f"{type(backbone).__name__} has no forward_features method. Use a timm backbone, "
+                "or a head on pooled features such as 'linear' or 'cosine'."
+            )
         self.backbone = backbone
         self.head = head
         cfg = getattr(backbone, "pretrained_cfg", None) or {}
@@ -29,7 +37,23 @@ class CXRClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone((images - self.mean) / self.std))
+        images = (images - self.mean) / self.std
+        if getattr(self.head, "spatial", False):
+            return self.head(self.tokens(images))
+        return self.head(self.backbone(images))
+
+    def tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Unpooled backbone features as (B, N, C) tokens, for heads with ``spatial = True``.
+
+        timm's ``forward_features`` gives (B, C, H, W) maps, (B, H, W, C) where the model's
+        ``output_fmt`` is NHWC (Swin), or (B, N, C) tokens (ViT), which pass as they are.
+        """
+        features = self.backbone.forward_features(images)
+        if features.ndim != 4:
+            return features
+        if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC":
+            return features.flatten(1, 2)
+        return features.flatten(2).transpose(1, 2)
 
 
 def backbone_head_splitter(model: CXRClassifier) -> list[list[nn.Parameter]]:

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from fastai.callback.core import Callback
 from torch import nn
+
+from cxrlt.training.reweighting import DeferredReweighting
 
 
 def bce_elementwise(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,13 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) ->
 
 
 class BCELoss(nn.Module):
-    """Binary cross-entropy on logits, the unweighted baseline of every CXR-LT study."""
+    """Binary cross-entropy on logits, the unweighted baseline of every CXR-LT study.
+
+    ``positive_weights`` (one per class, or None) multiplies the positive terms of any
+    subclass's loss: deferred re-weighting switches it on during training.
+    """
+
+    positive_weights: torch.Tensor | None = None
 
     def __init__(self) -> None:  # an explicit signature: no parameters to accept
         super().__init__()
@@ -50,7 +59,15 @@ class BCELoss(nn.Module):
         return bce_elementwise(logits, targets)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.elementwise(logits, targets.to(logits.dtype)).mean()
+        targets = targets.to(logits.dtype)
+        loss = self.elementwise(logits, targets)
+        if self.positive_weights is not None:  # y * w * l_pos + (1 - y) * l_neg
+            loss = loss * (1 + targets * (self.positive_weights.to(logits) - 1))
+        return loss.mean()
+
+    def callbacks(self) -> list[Callback]:
+        """fastai callbacks the loss needs during training (``cxr_learner`` adds them)."""
+        return []
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -147,6 +164,42 @@ class LDAMLoss(BCELoss):
         return torch.sigmoid(self.s * logits)
 
 
+class DeferredReweightedBCELoss(BCELoss):
+    """BCE with deferred re-weighting: class-balanced positive weights from epoch ``start``
+    (default 80% of training) on; see :mod:`cxrlt.training.reweighting`."""
+
+    def __init__(
+        self, *, class_counts: Sequence[int], start: int | None = None, beta: float = 0.9999
+    ) -> None:
+        super().__init__()
+        self.reweighting = DeferredReweighting(class_balanced_weights(class_counts, beta), start)
+
+    def callbacks(self) -> list[Callback]:
+        return [self.reweighting]
+
+
+class LDAMDRWLoss(LDAMLoss):
+    """LDAM with deferred re-weighting (Cao et al., NeurIPS 2019), the founding paper's best loss.
+
+    Margins throughout; class-balanced positive weights (beta 0.9999) from epoch ``start``.
+    """
+
+    def __init__(
+        self,
+        *,
+        class_counts: Sequence[int],
+        max_m: float = 0.5,
+        s: float = 30.0,
+        start: int | None = None,
+        beta: float = 0.9999,
+    ) -> None:
+        super().__init__(class_counts=class_counts, max_m=max_m, s=s)
+        self.reweighting = DeferredReweighting(class_balanced_weights(class_counts, beta), start)
+
+    def callbacks(self) -> list[Callback]:
+        return [self.reweighting]
+
+
 class LogitAdjustedBCELoss(BCELoss):
     """Menon et al., ICLR 2021, "Long-Tail Learning via Logit Adjustment", for BCE.
 
@@ -163,3 +216,85 @@ class LogitAdjustedBCELoss(BCELoss):
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return bce_elementwise(logits + self.offsets.to(logits), targets)
+
+
+class DistributionBalancedLoss(BCELoss):
+    """Wu et al., ECCV 2020, "Distribution-Balanced Loss for Multi-Label Classification in
+    Long-Tailed Datasets": re-balanced weights, negative-tolerant regularisation and focal term.
+
+    With z the logit, y in {0, 1}, n_c the positives of class c (an empty class counts as one),
+    N = ``n_items`` and p_c = n_c / N clipped to [1e-6, 1 - 1e-6], the per-element loss is
+
+        b_c   = -log(1 / p_c - 1)                 (logit of the prior: sigmoid(b_c) = p_c)
+        nu_c  = -kappa * b_c                      (so z - nu_c = z + kappa * b_c)
+        s     = z - nu_c                          (logit shifted by kappa x the prior log-odds)
+        r     = (1 / n_c) / sum_{j : y_j = 1} (1 / n_j),   or r = 1 if the image has no positive
+        r_hat = alpha + sigmoid(beta * (r - mu))
+        loss  = -r_hat * [ y * sigmoid(-s)^gamma * log sigmoid(s)
+                           + (1 - y) * sigmoid(lambda * s)^gamma * (1 / lambda)
+                             * log(1 - sigmoid(lambda * s)) ]
+
+    with lambda = ``neg_scale``. The focal factor (1 - p_t)^gamma uses the probability of the
+    term it multiplies: p_t = sigmoid(s) for a positive, 1 - sigmoid(lambda * s) for a negative;
+    ``gamma = 0`` switches it off. Mean over elements, like BCE.
+
+    Sign of the bias: the reference implementation (wutong16/DistributionBalancedLoss,
+    ``ResampleLoss``) adds ``init_bias = kappa * b_c`` to the logits, i.e. the logit is shifted by
+    kappa times the prior's log-odds as if the classifier bias were initialised to sigmoid^-1 of
+    the prior; a rare class (b_c < 0) starts with a low probability, so its many negatives are
+    not over-suppressed. In the paper's notation L(z - nu) this is nu_c = -kappa * b_c.
+
+    Re-balancing: r is P^C_c / P^I(x), the class-level sampling probability 1 / n_c over the
+    instance-level one, the sum of 1 / n_j over the image's positives; the same r is applied to
+    every class of the image, positives and negatives, as in the reference implementation. It
+    is designed to pair with class-aware re-sampling (cxrlt's ``class-aware`` sampler): within an
+    image, a rare positive gets a larger weight than a co-occurring head positive, while the only
+    positive of a single-label image gets r = 1 whatever its class. An image with no positive
+    has P^I = 0 and no defined r; it gets r = 1 (r_hat = alpha + sigmoid(beta * (1 - mu)), about
+    1.1 at the defaults): the weight of a single-label image's own positive, finite, and near the
+    reference code's alpha + 1 (there 1 / 0 = inf saturates the sigmoid). The paper's focal
+    balance constant (a fixed factor on the whole loss) is left out.
+
+    ``activation`` is sigmoid(z - nu_c) = sigmoid(z + kappa * b_c), the positive-term probability
+    the loss trains; per class it is a monotone shift of sigmoid(z), so rankings are unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        class_counts: Sequence[int],
+        n_items: int,
+        alpha: float = 0.1,
+        beta: float = 10.0,
+        mu: float = 0.2,
+        kappa: float = 0.05,
+        neg_scale: float = 2.0,
+        gamma: float = 2.0,
+    ) -> None:
+        super().__init__()
+        n = _counts(class_counts)
+        prior = (n / max(n_items, 1)).clamp(1e-6, 1 - 1e-6)
+        self.register_buffer("inv_counts", (1.0 / n).float())
+        self.register_buffer("nu", (kappa * torch.log(1 / prior - 1)).float())  # -kappa * b_c
+        self.alpha, self.beta, self.mu = alpha, beta, mu
+        self.neg_scale, self.gamma = neg_scale, gamma
+
+    def rebalance_weights(self, targets: torch.Tensor) -> torch.Tensor:
+        """Per-element r_hat = alpha + sigmoid(beta * (r - mu)); r = 1 if no label is positive."""
+        inv = self.inv_counts.to(targets)
+        instance = (targets * inv).sum(dim=-1, keepdim=True)  # P^I(x), up to the same constant
+        has_positive = instance > 0
+        r = torch.where(has_positive, inv / torch.where(has_positive, instance, 1.0), 1.0)
+        return self.alpha + torch.sigmoid(self.beta * (r - self.mu))
+
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        s = logits - self.nu.to(logits)
+        lam = self.neg_scale
+        # (1 - p_t)^gamma as exp(gamma * log(1 - p_t)): finite values and gradients for any |z|
+        pos = torch.exp(self.gamma * F.logsigmoid(-s)) * F.logsigmoid(s)
+        neg = torch.exp(self.gamma * F.logsigmoid(lam * s)) * F.logsigmoid(-lam * s) / lam
+        weights = self.rebalance_weights(targets).detach()
+        return -weights * (targets * pos + (1 - targets) * neg)
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits - self.nu.to(logits))
