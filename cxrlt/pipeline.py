@@ -16,6 +16,9 @@ from cxrlt.errors import CxrltError
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec
 
+PRECISIONS = ("auto", "32", "bf16", "fp16")
+SELECTIONS = ("best", "last")
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -30,25 +33,42 @@ class RunOptions:
     epochs: int = 8
     bs: int = 64
     lr: float = 2e-3
+    backbone_lr: float | None = None  # None: the same as lr
     size: int = 64
     valid_frac: float = 0.2
     skip_bad: bool = False
     letterbox: bool = False
     augment: bool = False  # pays on long schedules with real data, costs short demo runs
     seed: int = 0
-    pretrained: bool | None = None  # None: as the backbone spec says
+    pretrained: bool | None = None  # None: on for real data sets, off for the embedded one
+    precision: str = "auto"  # auto: bf16 (or fp16) on a GPU, 32-bit on the CPU
+    channels_last: bool | None = None  # None: on a GPU only
+    ema: float = 0.0  # decay of the weight average; 0 switches it off
+    grad_clip: float = 0.0  # largest gradient norm; 0 switches clipping off
+    select: str = "best"  # which epoch's weights are evaluated and kept
     device: str = "auto"
     out: Path | None = None
     overwrite: bool = False
 
 
+EMBEDDED = "synthetic"  # the data set that trains from scratch by default, offline
+
+
 def check_specs(options: RunOptions) -> dict[str, Resolved]:
-    """Resolve every name before any work starts, so a typo costs nothing."""
+    """Resolve every name before any work starts, so a typo costs nothing.
+
+    Backbones start from pretrained weights on real data sets unless told otherwise; the
+    embedded data set trains from scratch, so the first run works offline.
+    """
+    dataset = resolve("datasets", options.dataset)
     arch = parse_spec(options.arch)
-    if options.pretrained is not None:
-        arch = Spec(arch.name, {**arch.params, "pretrained": options.pretrained})
+    pretrained = options.pretrained
+    if pretrained is None and "pretrained" not in arch.params:
+        pretrained = dataset.entry.name != EMBEDDED
+    if pretrained is not None:
+        arch = Spec(arch.name, {**arch.params, "pretrained": pretrained})
     return {
-        "dataset": resolve("datasets", options.dataset),
+        "dataset": dataset,
         "sampler": resolve("samplers", options.sampler),
         "arch": resolve("backbones", arch),
         "head": resolve("heads", options.head),
@@ -60,10 +80,21 @@ def _check_numbers(options: RunOptions) -> None:
     for name in ("epochs", "bs", "size"):
         if getattr(options, name) < 1:
             raise CxrltError(f"--{name} must be at least 1, got {getattr(options, name)}.")
-    if options.lr <= 0:
-        raise CxrltError(f"--lr must be positive, got {options.lr}.")
+    for name in ("lr", "backbone_lr"):
+        value = getattr(options, name)
+        if value is not None and value <= 0:
+            raise CxrltError(f"--{name.replace('_', '-')} must be positive, got {value}.")
     if not 0 < options.valid_frac < 1:
         raise CxrltError(f"--valid-frac must be between 0 and 1, got {options.valid_frac}.")
+    if not 0 <= options.ema < 1:
+        raise CxrltError(f"--ema is a decay between 0 (off) and 1, like 0.999; got {options.ema}.")
+    if options.grad_clip < 0:
+        raise CxrltError(f"--grad-clip must be 0 (off) or positive, got {options.grad_clip}.")
+    for name, accepted in (("precision", PRECISIONS), ("select", SELECTIONS)):
+        if getattr(options, name) not in accepted:
+            raise CxrltError(
+                f"--{name} {getattr(options, name)!r} is not one of {', '.join(accepted)}."
+            )
 
 
 def pick_device(name: str) -> Any:
@@ -87,24 +118,42 @@ def default_out() -> Path:
     return Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def run(options: RunOptions, console: Console | None = None) -> tuple[Any, Any]:
-    """Train and evaluate as ``options`` say; returns the run directory and the metric report."""
+def resume_options(run_path: Path | str) -> RunOptions:
+    """The options an interrupted run was started with, read from its config."""
+    from cxrlt.outputs.run_dir import RunDir
+
+    saved = RunDir(run_path, check=False).read_config()["options"]
+    known = {field.name for field in dataclasses.fields(RunOptions)}
+    values = {key: value for key, value in saved.items() if key in known}
+    return RunOptions(**{**values, "out": Path(run_path), "overwrite": False})
+
+
+def run(
+    options: RunOptions, console: Console | None = None, *, resume: bool = False
+) -> tuple[Any, Any]:
+    """Train and evaluate as ``options`` say; returns the run directory and the metric report.
+
+    With ``resume`` the run in ``options.out`` continues from its last checkpoint. Under
+    ``torchrun``/``accelerate launch`` every process trains and the first writes the run.
+    """
     console = console or Console()
     _check_numbers(options)
     specs = check_specs(options)
-    device = pick_device(options.device)
 
-    import torch
-    from fastai.callback.progress import CSVLogger
     from fastai.torch_core import set_seed
 
     from cxrlt.data.loaders import cxr_dataloaders
-    from cxrlt.evaluation.metrics import evaluate
-    from cxrlt.outputs.report import print_data_summary, print_report
-    from cxrlt.outputs.run_dir import LOG, RunDir
-    from cxrlt.training.learner import cxr_learner
+    from cxrlt.outputs.report import print_data_summary
+    from cxrlt.outputs.run_dir import RunDir
+    from cxrlt.training import distributed
 
-    run_dir = RunDir(options.out or default_out(), overwrite=options.overwrite)
+    device = distributed.setup_device(pick_device(options.device))
+    main = distributed.is_main_process()
+    if not main:
+        console = Console(quiet=True)
+    out = distributed.broadcast_from_main(options.out or default_out())
+    run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
+    checkpoint = _load_resume_state(run_dir) if resume else None
     set_seed(options.seed, reproducible=True)
     dls = cxr_dataloaders(
         str(specs["dataset"].spec),
@@ -120,40 +169,149 @@ def run(options: RunOptions, console: Console | None = None) -> tuple[Any, Any]:
         augment=options.augment,
     )
     print_data_summary(console, dls)
-    run_dir.write_table("split.csv", dls.split_table())
-    if len(dls.skipped):
-        run_dir.write_table("skipped.csv", dls.skipped)
+    if main:
+        run_dir.write_table("split.csv", dls.split_table())
+        if len(dls.skipped):
+            run_dir.write_table("skipped.csv", dls.skipped)
+        run_dir.write_config(_config(options, specs, dls, device, status="training"))
+    learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
+    checksums = distributed.gather_checksums(learn.model)
+    if not main:
+        distributed.barrier()
+        distributed.cleanup()
+        return run_dir, None
+    report = _evaluate_and_write(options, learn, epochs, dls, device, run_dir, console)
+    config = _config(options, learn.specs, dls, device, status="complete", training=epochs)
+    if len(checksums) > 1:  # every rank's weights, to show they agree
+        config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
+    run_dir.write_config(config)
+    epochs.remove_files()
+    distributed.barrier()
+    distributed.cleanup()
+    console.print(f"Run written to [bold]{run_dir.path}[/bold]")
+    return run_dir, report
+
+
+def _load_resume_state(run_dir: Any) -> dict:
+    from cxrlt.outputs.run_dir import METRICS
+    from cxrlt.training.checkpoint import CHECKPOINT, load_checkpoint
+
+    if not run_dir.file(CHECKPOINT).exists() and run_dir.file(METRICS).exists():
+        raise CxrltError(f"{run_dir.path} is a complete run: there is nothing to resume.")
+    return load_checkpoint(run_dir.path)
+
+
+def _train(
+    options: RunOptions,
+    specs: dict[str, Resolved],
+    dls: Any,
+    device: Any,
+    run_dir: Any,
+    resume_state: dict | None,
+    main: bool,
+) -> tuple[Any, Any]:
+    """Fit the one-cycle schedule with checkpoints; returns the learner and the checkpointer."""
+    from cxrlt.outputs.run_dir import LOG
+    from cxrlt.training import distributed
+    from cxrlt.training.checkpoint import EpochCheckpoint
+    from cxrlt.training.guards import NonFiniteLoss, StopOnNonFiniteLoss
+    from cxrlt.training.learner import cxr_learner
+    from cxrlt.training.run_log import RunLog
+
+    epochs = EpochCheckpoint(run_dir.path, resume=resume_state, write=main)
+    keep = resume_state["epochs_done"] if resume_state else None
+    callbacks = [StopOnNonFiniteLoss(), epochs, *_step_callbacks(options, device)]
+    if main:
+        callbacks.append(RunLog(LOG, keep_epochs=keep))
     learn = cxr_learner(
         dls,
         str(specs["arch"].spec),
         str(specs["loss"].spec),
         head=str(specs["head"].spec),
         path=run_dir.path,
-        cbs=[CSVLogger(fname=LOG)],
+        cbs=callbacks,
     )
-    learn.fit_one_cycle(options.epochs, options.lr)
-
-    logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
-    with torch.no_grad():
-        probs = learn.loss_func.activation(logits)
-    report = evaluate(probs.numpy(), targets.numpy(), dls.classes)
-
-    valid_ids = dls.data.frame["ImageID"][dls.is_valid].tolist()
-    run_dir.write_predictions(valid_ids, dls.classes, logits.numpy(), probs.numpy())
-    run_dir.write_weights(learn.model)
-    run_dir.write_metrics(report)
-    run_dir.write_config(_config(options, learn.specs, dls, device))
-    print_report(console, report, dls.class_counts)
-    console.print(f"Run written to [bold]{run_dir.path}[/bold]")
-    return run_dir, report
+    lr = slice(options.backbone_lr, options.lr) if options.backbone_lr else options.lr
+    try:
+        with distributed.distributed(learn, device):
+            learn.fit_one_cycle(options.epochs, lr)
+    except NonFiniteLoss as error:
+        kept = (
+            f" The checkpoint after epoch {epochs.epochs_done} is kept in {run_dir.path}."
+            if epochs.epochs_done and main
+            else ""
+        )
+        raise NonFiniteLoss(f"{error}{kept}") from None
+    return learn, epochs
 
 
-def _config(options: RunOptions, specs: dict[str, Resolved], dls: Any, device: Any) -> dict:
+def _step_callbacks(options: RunOptions, device: Any) -> list:
+    """Mixed precision, channels-last, gradient clipping and weight averaging, as asked."""
+    from cxrlt.training.averaging import WeightAveraging
+    from cxrlt.training.guards import ClipGradients
+    from cxrlt.training.precision import precision_callbacks
+
+    callbacks = precision_callbacks(options.precision, options.channels_last, device)
+    if options.grad_clip:
+        callbacks.append(ClipGradients(options.grad_clip))
+    if options.ema:
+        callbacks.append(WeightAveraging(options.ema))
+    return callbacks
+
+
+def _evaluate_and_write(
+    options: RunOptions,
+    learn: Any,
+    epochs: Any,
+    dls: Any,
+    device: Any,
+    run_dir: Any,
+    console: Console,
+) -> Any:
+    """Select the epoch to keep, predict the validation split, and write the run's results."""
     import torch
 
-    return {
+    from cxrlt.evaluation.metrics import evaluate
+    from cxrlt.outputs.report import print_report
+    from cxrlt.outputs.run_dir import LAST_WEIGHTS
+
+    if options.select == "best" and epochs.best_epoch != epochs.epochs_done:
+        run_dir.write_weights(learn.model, LAST_WEIGHTS)
+        learn.model.load_state_dict(epochs.best_state())
+        console.print(
+            f"Keeping epoch {epochs.best_epoch} of {epochs.epochs_done} (best validation "
+            f"mAP {epochs.best_score:.3f}); the last epoch's weights are in {LAST_WEIGHTS}."
+        )
+    from cxrlt.training.distributed import rank_local
+
+    with rank_local(learn):  # only this rank predicts: no gathering from the others
+        logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
+    with torch.no_grad():
+        probs = learn.loss_func.activation(logits.float())
+    report = evaluate(probs.numpy(), targets.numpy(), dls.classes, scores=logits.float().numpy())
+    valid_ids = dls.data.frame["ImageID"][dls.is_valid].tolist()
+    run_dir.write_predictions(valid_ids, dls.classes, logits.float().numpy(), probs.numpy())
+    run_dir.write_weights(learn.model)
+    run_dir.write_metrics(report)
+    print_report(console, report, dls.class_counts)
+    return report
+
+
+def _config(
+    options: RunOptions,
+    specs: dict[str, Resolved],
+    dls: Any,
+    device: Any,
+    *,
+    status: str,
+    training: Any = None,
+) -> dict:
+    import torch
+
+    config = {
         "cxrlt_version": __version__,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": status,
         "options": {
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
         },
@@ -170,3 +328,11 @@ def _config(options: RunOptions, specs: dict[str, Resolved], dls: Any, device: A
             "device": str(device),
         },
     }
+    if training is not None:
+        config["training"] = {
+            "epochs_done": training.epochs_done,
+            "best_epoch": training.best_epoch,
+            "best_valid_mAP": training.best_score,
+            "kept_epoch": training.best_epoch if options.select == "best" else training.epochs_done,
+        }
+    return config

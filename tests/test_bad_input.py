@@ -147,6 +147,7 @@ def test_skip_bad_leaves_the_rows_out_and_lists_them(folder, tmp_path):
             "--bs",
             "16",
             "--skip-bad",
+            "--no-pretrained",
             "--out",
             str(out),
         ],

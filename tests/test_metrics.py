@@ -39,3 +39,14 @@ def test_ranking_metric_is_the_same_on_logits_and_probabilities(scored):
     assert macro_average_precision(logits, targets) == pytest.approx(
         macro_average_precision(probs, targets)
     )
+
+
+def test_ranking_on_logits_survives_probabilities_saturating_in_float32():
+    targets = np.array([[1], [0], [1], [0]])
+    logits = np.array([[30.0], [25.0], [20.0], [-1.0]], dtype=np.float32)
+    probs = 1 / (1 + np.exp(-logits))  # the first three all round to 1.0
+    assert (probs[:3] == 1.0).all()
+    on_probs = evaluate(probs, targets, ["a"]).overall["mAP"]
+    on_logits = evaluate(probs, targets, ["a"], scores=logits).overall["mAP"]
+    assert on_logits == pytest.approx(average_precision_score(targets[:, 0], logits[:, 0]))
+    assert on_logits != pytest.approx(on_probs)

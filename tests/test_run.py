@@ -84,3 +84,18 @@ def test_same_seed_gives_the_same_metrics(run_dir, tmp_path):
 def test_an_existing_run_is_not_overwritten_by_accident(run_dir):
     result = CliRunner().invoke(app, ["run", *TINY_RUN, "--out", str(run_dir)])
     assert result.exit_code == 2 and "--overwrite" in result.output
+
+
+@pytest.mark.parametrize(
+    ("dataset", "arch", "expected"),
+    [
+        ("synthetic", "resnet18", False),  # the first run trains offline from scratch
+        ("cxr-lt-2026", "resnet18", True),  # real data starts from ImageNet weights
+        ("cxr-lt-2026", "resnet18:pretrained=False", False),  # unless the spec says not to
+    ],
+)
+def test_pretrained_weights_by_default_on_real_data_only(dataset, arch, expected):
+    from cxrlt.pipeline import RunOptions, check_specs
+
+    specs = check_specs(RunOptions(dataset=dataset, arch=arch))
+    assert specs["arch"].params["pretrained"] is expected

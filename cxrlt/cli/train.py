@@ -9,6 +9,7 @@ import typer
 
 from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.errors import CxrltError
 from cxrlt.pipeline import RunOptions
 
 _D = RunOptions()
@@ -26,6 +27,10 @@ def run(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = _D.epochs,
     bs: Annotated[int, typer.Option(help="Batch size.")] = _D.bs,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = _D.lr,
+    backbone_lr: Annotated[
+        float | None,
+        typer.Option(help="Peak learning rate of the backbone (default: the head's, --lr)."),
+    ] = None,
     size: options.Size = _D.size,
     valid_frac: Annotated[
         float, typer.Option(help="Share of images held out, by patient.")
@@ -45,15 +50,40 @@ def run(
         bool | None,
         typer.Option(help="Start from pretrained backbone weights (default: as --arch says)."),
     ] = None,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16/fp16 on a GPU, 32 on the CPU), 32, bf16 or fp16.")
+    ] = _D.precision,
+    channels_last: Annotated[
+        bool | None, typer.Option(help="Channels-last memory format (default: on a GPU).")
+    ] = None,
+    ema: Annotated[
+        float, typer.Option(help="Average the weights with this decay (e.g. 0.999); 0: off.")
+    ] = _D.ema,
+    grad_clip: Annotated[
+        float, typer.Option(help="Clip the gradient norm to this value; 0: off.")
+    ] = _D.grad_clip,
+    select: Annotated[
+        str, typer.Option(help="Keep the 'best' epoch by validation mAP, or the 'last'.")
+    ] = _D.select,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = _D.device,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/<date-time>).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the interrupted run in this folder, with its own options."),
+    ] = None,
+    ctx: typer.Context = None,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
+    from cxrlt.pipeline import resume_options
     from cxrlt.pipeline import run as run_pipeline
 
+    if resume is not None:
+        _refuse_other_options(ctx)
+        run_pipeline(resume_options(resume), console, resume=True)
+        return
     options = RunOptions(
         dataset=dataset,
         data=data,
@@ -64,6 +94,7 @@ def run(
         epochs=epochs,
         bs=bs,
         lr=lr,
+        backbone_lr=backbone_lr,
         size=size,
         valid_frac=valid_frac,
         skip_bad=skip_bad,
@@ -71,8 +102,28 @@ def run(
         augment=augment,
         seed=seed,
         pretrained=pretrained,
+        precision=precision,
+        channels_last=channels_last,
+        ema=ema,
+        grad_clip=grad_clip,
+        select=select,
         device=device,
         out=out,
         overwrite=overwrite,
     )
     run_pipeline(options, console)
+
+
+def _refuse_other_options(ctx: typer.Context) -> None:
+    """A resumed run must train exactly as it started, so other options would be ignored."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ctx.params
+        if name != "resume"
+        and ctx.get_parameter_source(name).name != "DEFAULT"  # typer bundles its own click
+    ]
+    if given:
+        raise CxrltError(
+            f"--resume continues a run with the options it started with; leave out "
+            f"{', '.join(given)} (or start a new run with them)."
+        )

@@ -42,9 +42,19 @@ def macro_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 
 def evaluate(
-    probs: np.ndarray, targets: np.ndarray, classes: Sequence[str], threshold: float = 0.5
+    probs: np.ndarray,
+    targets: np.ndarray,
+    classes: Sequence[str],
+    threshold: float = 0.5,
+    *,
+    scores: np.ndarray | None = None,
 ) -> Report:
-    """mAP, mAUC and mF1 at ``threshold``, plus the chance level of mAP (mean prevalence)."""
+    """mAP, mAUC and mF1 at ``threshold``, plus the chance level of mAP (mean prevalence).
+
+    AP and AUC rank ``scores`` (default ``probs``): pass the logits, since probabilities of
+    confident predictions saturate to exactly 1.0 in float32 and the ties change AP.
+    """
+    scores = probs if scores is None else scores
     targets = np.asarray(targets).astype(np.int64)
     n_pos = targets.sum(axis=0)
     has_pos = n_pos > 0
@@ -57,8 +67,8 @@ def evaluate(
         {
             "n_pos": n_pos,
             "prevalence": targets.mean(axis=0),
-            "AP": _per_class(average_precision_score, targets, probs, has_pos),
-            "AUC": _per_class(roc_auc_score, targets, probs, has_both),
+            "AP": _per_class(average_precision_score, targets, scores, has_pos),
+            "AUC": _per_class(roc_auc_score, targets, scores, has_both),
             "F1": f1,
         },
         index=pd.Index(list(classes), name="class"),

@@ -5,6 +5,7 @@ Every file is written atomically, so an interrupted run leaves whole files or no
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from cxrlt.io import atomic_path, write_json, write_with
 CONFIG = "config.json"
 LOG = "log.csv"
 WEIGHTS = "model.safetensors"
+LAST_WEIGHTS = "last.safetensors"
 PREDICTIONS = "valid_predictions.csv"
 METRICS = "metrics.json"
 PER_CLASS = "metrics_per_class.csv"
@@ -27,12 +29,12 @@ PER_CLASS = "metrics_per_class.csv"
 class RunDir:
     """The folder of one run and the files it holds; created by the first file written."""
 
-    def __init__(self, path: Path | str, *, overwrite: bool = False) -> None:
+    def __init__(self, path: Path | str, *, overwrite: bool = False, check: bool = True) -> None:
         self.path = Path(path)
-        if (self.path / CONFIG).exists() and not overwrite:
+        if check and (self.path / CONFIG).exists() and not overwrite:
             raise CxrltError(
-                f"{self.path} already holds a run: choose another --out, "
-                "or pass --overwrite to replace it."
+                f"{self.path} already holds a run: choose another --out, pass --overwrite to "
+                f"replace it, or --resume {self.path} to continue it."
             )
 
     def file(self, name: str) -> Path:
@@ -44,13 +46,23 @@ class RunDir:
     def write_table(self, name: str, frame: pd.DataFrame) -> Path:
         return write_with(self.file(name), lambda f: frame.to_csv(f, index=False))
 
-    def write_weights(self, model: Any) -> Path:
+    def write_weights(self, model: Any, name: str = WEIGHTS) -> Path:
         """The model's weights as safetensors (no pickled code to trust when loading)."""
         from safetensors.torch import save_model
 
-        with atomic_path(self.file(WEIGHTS)) as tmp:
+        with atomic_path(self.file(name)) as tmp:
             save_model(model, str(tmp))
-        return self.file(WEIGHTS)
+        return self.file(name)
+
+    def read_config(self) -> dict[str, Any]:
+        """The config a run wrote when it started (what ``--resume`` continues)."""
+        path = self.file(CONFIG)
+        if not path.is_file():
+            raise CxrltError(f"{self.path} holds no run ({CONFIG} is missing): check the path.")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise CxrltError(f"{path} is not valid JSON ({error}).") from None
 
     def write_predictions(
         self,

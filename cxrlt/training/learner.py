@@ -7,6 +7,7 @@ from typing import Any
 import fastai.callback.schedule  # noqa: F401 - adds Learner.fit_one_cycle
 from fastai.learner import Learner
 from fastai.metrics import AccumMetric
+from fastcore.basics import listify
 
 from cxrlt.data.loaders import CXRDataLoaders
 from cxrlt.evaluation.metrics import macro_average_precision
@@ -22,6 +23,19 @@ def _to_numpy_map(logits, targets) -> float:  # noqa: ANN001 - fastai passes ten
 def macro_ap_metric() -> AccumMetric:
     """Validation mAP from raw logits: ranking metrics need no activation."""
     return AccumMetric(_to_numpy_map, flatten=False, name="mAP")
+
+
+def head_input_width(backbone: Any, *, spatial: bool) -> int:
+    """Channels a head receives: the feature map's for spatial heads, the pooled vector's
+    otherwise (timm's ``head_hidden_size``, wider than the map in MobileNetV3)."""
+    if spatial:
+        return backbone.num_features
+    return getattr(backbone, "head_hidden_size", None) or backbone.num_features
+
+
+def loss_callbacks(loss_func: Any) -> list:
+    """The callbacks a loss asks for (deferred re-weighting, ...); none for plain modules."""
+    return list(getattr(loss_func, "callbacks", list)())
 
 
 def cxr_learner(
@@ -47,11 +61,15 @@ def cxr_learner(
         "loss": resolve("losses", loss),
     }
     backbone = specs["arch"].build(in_chans=1)
+    in_features = head_input_width(
+        backbone, spatial=getattr(specs["head"].entry.load(), "spatial", False)
+    )
     model = CXRClassifier(
-        backbone, specs["head"].build(in_features=backbone.num_features, n_classes=len(dls.classes))
+        backbone, specs["head"].build(in_features=in_features, n_classes=len(dls.classes))
     )
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
     learner_kwargs.setdefault("metrics", [macro_ap_metric()])
+    learner_kwargs["cbs"] = [*loss_callbacks(loss_func), *listify(learner_kwargs.get("cbs"))]
     learn = Learner(
         dls, model, loss_func=loss_func, splitter=backbone_head_splitter, **learner_kwargs
     )

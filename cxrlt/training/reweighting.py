@@ -32,11 +32,9 @@ class DeferredReweighting(Callback):
     def active(self) -> bool:
         return self.start is not None and self.epochs_done >= self.start
 
-    def before_fit(self) -> None:
-        if self.start is None:
-            self.start = self.epochs_done + max(1, round(DEFAULT_FRACTION * self.n_epoch))
-
     def before_train(self) -> None:
+        if self.start is None:  # here, not in before_fit, which get_preds fires too
+            self.start = self.epochs_done + max(1, round(DEFAULT_FRACTION * self.n_epoch))
         self.learn.loss_func.positive_weights = self.weights if self.active else None
 
     def after_train(self) -> None:

@@ -1,0 +1,66 @@
+"""An exponential moving average of the weights (timm's ``ModelEmaV3``), validated and kept.
+
+Averaged weights are usually better and steadier than the last step's; they are what each
+epoch is validated with, what best-epoch selection keeps, and what the model holds after
+``fit``. Training itself continues on the raw weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from fastai.callback.core import Callback
+
+from cxrlt.training.checkpoint import EpochCheckpoint, bare_model
+
+
+class WeightAveraging(Callback):
+    """Update the average after every optimiser step; validate on it."""
+
+    order = EpochCheckpoint.order + 1  # raw weights come back after the checkpoint is taken
+
+    def __init__(self, decay: float = 0.999) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"the weight-averaging decay must be between 0 and 1, got {decay}")
+        self.decay, self.average, self._raw, self._trained = decay, None, None, False
+
+    def before_fit(self) -> None:
+        from timm.utils.model_ema import ModelEmaV3
+
+        if self.average is None:
+            self.average = ModelEmaV3(bare_model(self.learn.model), decay=self.decay)
+
+    def before_train(self) -> None:
+        self._trained = True  # validate and get_preds fire the other events as well
+
+    def after_step(self) -> None:
+        self.average.update(bare_model(self.learn.model))
+
+    def before_validate(self) -> None:
+        if not self._trained:
+            return
+        model = bare_model(self.learn.model)
+        self._raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.average.module.state_dict())
+
+    def after_epoch(self) -> None:
+        if self._raw is not None:
+            bare_model(self.learn.model).load_state_dict(self._raw)
+            self._raw = None
+
+    def after_fit(self) -> None:
+        if not self._trained:
+            return
+        self._trained = False
+        bare_model(self.learn.model).load_state_dict(self.average.module.state_dict())
+
+    def training_state(self) -> dict[str, torch.Tensor] | None:
+        """The raw weights while the averaged ones are being validated (for checkpoints)."""
+        return self._raw
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average.module.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.average.module.load_state_dict(state["average"])

@@ -1,0 +1,146 @@
+"""Runs that survive: kill and resume, a NaN stop that keeps the last good checkpoint, and
+best-epoch selection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cxrlt.cli import app
+from cxrlt.training.checkpoint import BEST, CHECKPOINT
+from tests.conftest import TINY_DATA
+
+RUN = ["--dataset", TINY_DATA, "--size", "32", "--bs", "32", "--seed", "5", "--lr", "5e-3"]
+RUN4 = [*RUN, "--epochs", "4"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["run", *args])
+
+
+def read(run, name: str):
+    return json.loads((run / name).read_text())
+
+
+def start_and_kill_after_first_checkpoint(out) -> None:
+    """Start ``cxrlt run`` in a process and kill it (SIGKILL) once an epoch is checkpointed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cxrlt", "run", *RUN4, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 240
+    while not (out / CHECKPOINT).exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    killed = tmp_path / "killed"
+    start_and_kill_after_first_checkpoint(killed)
+    assert not (killed / "metrics.json").exists()
+    done = torch.load(killed / CHECKPOINT, weights_only=False)["epochs_done"]
+    assert 1 <= done < 4
+
+    result = invoke("--resume", str(killed))
+    assert result.exit_code == 0, result.output
+    result = invoke(*RUN4, "--out", str(tmp_path / "whole"))
+    assert result.exit_code == 0, result.output
+
+    assert read(killed, "metrics.json") == read(tmp_path / "whole", "metrics.json")
+    resumed_log = pd.read_csv(killed / "log.csv")
+    whole_log = pd.read_csv(tmp_path / "whole" / "log.csv")
+    assert list(resumed_log["epoch"]) == [0, 1, 2, 3]
+    pd.testing.assert_series_equal(resumed_log["mAP"], whole_log["mAP"])
+    assert read(killed, "config.json")["status"] == "complete"
+    assert not (killed / CHECKPOINT).exists() and not (killed / BEST).exists()
+
+
+def test_resume_takes_no_other_options_and_needs_a_checkpoint(tmp_path):
+    result = invoke("--resume", str(tmp_path), "--epochs", "9")
+    assert result.exit_code == 2 and "--epochs" in result.output
+    result = invoke("--resume", str(tmp_path))
+    assert result.exit_code == 2 and "config.json is missing" in result.output
+
+
+NAN_PLUGIN = """
+    import torch
+    from fastai.callback.core import Callback
+    from cxrlt.hookspecs import hookimpl
+    from cxrlt.training.losses import BCELoss
+
+    class Poison(Callback):
+        def __init__(self, loss):
+            self.loss_module = loss
+
+        def before_epoch(self):
+            self.loss_module.poisoned = self.epoch >= 1
+
+    class ExplodingLoss(BCELoss):
+        poisoned = False
+
+        def elementwise(self, logits, targets):
+            loss = super().elementwise(logits, targets)
+            return loss * float("nan") if self.poisoned else loss
+
+        def callbacks(self):
+            return [Poison(self)]
+
+    @hookimpl
+    def register_losses(register):
+        register("explode", f"{__name__}:ExplodingLoss")
+"""
+
+
+def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(
+    tmp_path, install_fake_plugin
+):
+    install_fake_plugin("explode", NAN_PLUGIN)
+    out = tmp_path / "nan"
+    result = invoke(*RUN4, "--loss", "explode", "--out", str(out))
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "became nan at epoch 2, batch 1 of" in message
+    assert "checkpoint after epoch 1 is kept" in message
+    assert torch.load(out / CHECKPOINT, weights_only=False)["epochs_done"] == 1
+    assert not (out / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("best") / "run"
+    result = invoke(*RUN, "--epochs", "3", "--lr", "3e-2", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_best_epoch_by_validation_map_is_kept(three_epochs):
+    log = pd.read_csv(three_epochs / "log.csv")
+    training = read(three_epochs, "config.json")["training"]
+    best = int(log["mAP"].to_numpy().argmax()) + 1
+    assert training["best_epoch"] == training["kept_epoch"] == best
+    assert training["best_valid_mAP"] == pytest.approx(log["mAP"].max())
+    assert read(three_epochs, "metrics.json")["mAP"] == pytest.approx(log["mAP"].max())
+    assert (three_epochs / "last.safetensors").exists() == (best != 3)
+
+
+def test_select_last_keeps_the_last_epoch(tmp_path):
+    out = tmp_path / "last"
+    result = invoke(*RUN, "--epochs", "2", "--select", "last", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    log = pd.read_csv(out / "log.csv")
+    assert read(out, "config.json")["training"]["kept_epoch"] == 2
+    assert read(out, "metrics.json")["mAP"] == pytest.approx(log["mAP"].iloc[-1])
+    assert not (out / "last.safetensors").exists()
