@@ -34,3 +34,17 @@ def test_data_path_benchmark_runs_and_writes_its_figures(tmp_path):
         for size in (224, 512)
     )
     assert "| 512 |" in figures["table"]
+
+
+def test_training_speed_benchmark_runs_its_cpu_variants(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "training_speed.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads((tmp_path / "training_speed.json").read_text())
+    assert [row["variant"] for row in figures["runs"]] == ["fp32", "fp32 + EMA + clip"]
+    assert all(row["seconds"] > 0 and 0 <= row["mAP"] <= 1 for row in figures["runs"])
+    assert "| fp32 | 1.00 |" in figures["table"]
