@@ -155,3 +155,21 @@ def test_every_registered_sampler_builds():
 def test_repeat_factor_params_come_from_the_spec():
     sampler = resolve("samplers", "repeat-factor:t=0.1,cap=2").build(labels=single_label())
     assert sampler.factors.max() == 2.0
+
+
+@pytest.mark.parametrize("name", ["class-aware", "repeat-factor"])
+def test_every_rank_draws_the_same_order_whatever_its_global_random_state(name):
+    """Distributed ranks build their loaders separately; only (seed, epoch) may decide."""
+    import torch
+
+    from cxrlt.data.loaders import cxr_dataloaders
+    from tests.conftest import TINY_DATA
+
+    orders = []
+    for global_seed in (1, 2):  # two "ranks" whose global generators differ
+        np.random.seed(global_seed)
+        torch.manual_seed(global_seed)
+        dls = cxr_dataloaders(TINY_DATA, size=32, bs=16, sampler=name, seed=4, device="cpu")
+        orders.append([dls.train.get_idxs() for _ in range(3)])
+    assert orders[0] == orders[1]
+    assert orders[0][0] != orders[0][1]  # but a new order every epoch
