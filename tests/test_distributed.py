@@ -70,8 +70,8 @@ def test_single_process_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not torch.distributed.is_initialized()
 
 
-def torchrun(tmp_path: Path, *args: str) -> str:
-    """Run ``args`` under torchrun with 2 CPU ranks; returns the log, asserting success."""
+def torchrun(tmp_path: Path, *args: str, succeed: bool = True) -> str:
+    """Run ``args`` under torchrun with 2 CPU ranks; returns the log (asserting success)."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
     env |= {
         "CXRLT_CACHE_DIR": str(tmp_path / "cache"),  # fresh: both ranks generate it at once
@@ -108,7 +108,7 @@ def torchrun(tmp_path: Path, *args: str) -> str:
         os.killpg(launched.pid, signal.SIGKILL)
         stdout, stderr = launched.communicate()
     log = f"{time.monotonic() - start:.0f} s\n{stdout[-3000:]}\n{stderr[-6000:]}"
-    assert launched.returncode == 0, log
+    assert (launched.returncode == 0) == succeed, log
     return log
 
 
@@ -169,3 +169,53 @@ def test_cxrlt_run_under_torchrun_trains_on_both_ranks_and_writes_the_run_once(t
     assert lines[0].startswith("epoch,") and [line[0] for line in lines[1:]] == ["0", "1"]
     assert json.loads((out / "metrics.json").read_text())["n_images"] == config["data"]["n_valid"]
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.suffix == ".pt"]
+
+
+POISON_RANK_1 = """
+    import os
+    from fastai.callback.core import Callback
+    from cxrlt.hookspecs import hookimpl
+    from cxrlt.training.losses import BCELoss
+
+    class Poison(Callback):
+        def __init__(self, loss):
+            self.loss_module = loss
+
+        def before_epoch(self):
+            self.loss_module.poisoned = self.epoch >= 1 and os.environ["RANK"] == "1"
+
+    class RankOneExplodes(BCELoss):
+        poisoned = False
+
+        def elementwise(self, logits, targets):
+            loss = super().elementwise(logits, targets)
+            return loss * float("nan") if self.poisoned else loss
+
+        def callbacks(self):
+            return [Poison(self)]
+
+    @hookimpl
+    def register_losses(register):
+        register("explode-on-rank-1", f"{__name__}:RankOneExplodes")
+"""
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_a_nan_on_one_rank_stops_every_rank_instead_of_hanging(
+    tmp_path, install_fake_plugin, monkeypatch
+):
+    install_fake_plugin("explode", POISON_RANK_1)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the fake plugin, for the launched ranks
+    out = tmp_path / "run"
+    args = ["--dataset", TINY_DATA, "--size", "32", "--epochs", "3", "--bs", "16"]
+    log = torchrun(
+        tmp_path,
+        *("-m", "cxrlt", "run", *args, "--loss", "explode-on-rank-1", "--device", "cpu"),
+        *("--out", str(out)),
+        succeed=False,
+    )
+    message = " ".join(log.split())
+    assert "The training loss became nan at epoch 2, batch 1" in message  # rank 1
+    assert "became non-finite on another process at epoch 2, batch 1" in message  # rank 0
+    assert json.loads((out / "config.json").read_text())["status"] == "training"

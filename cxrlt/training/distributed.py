@@ -147,6 +147,15 @@ def broadcast_from_main(value: T) -> T:
     return holder[0]
 
 
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on any rank; a collective, so every rank must ask together."""
+    if world_size() <= 1 or not _group_ready():
+        return flag
+    value = torch.tensor([float(flag)], device=_comm_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def gather_checksums(model: nn.Module, *, buffers: bool = False) -> list[float]:
     """Every rank's float64 sum of the model's parameters (and buffers if asked), in rank order.
 
