@@ -122,10 +122,14 @@ def resume_options(run_path: Path | str) -> RunOptions:
     """The options an interrupted run was started with, read from its config."""
     from cxrlt.outputs.run_dir import RunDir
 
-    saved = RunDir(run_path, check=False).read_config()["options"]
+    saved = RunDir(run_path, check=False).read_config().get("options")
     known = {field.name for field in dataclasses.fields(RunOptions)}
-    values = {key: value for key, value in saved.items() if key in known}
-    return RunOptions(**{**values, "out": Path(run_path), "overwrite": False})
+    if not isinstance(saved, dict) or not set(saved) <= known:
+        raise CxrltError(
+            f"{Path(run_path) / 'config.json'} was not written by `cxrlt run` (its 'options' "
+            "are missing or unknown): give the folder of a cxrlt run."
+        )
+    return RunOptions(**{**saved, "out": Path(run_path), "overwrite": False})
 
 
 def run(
@@ -176,8 +180,7 @@ def run(
         run_dir.write_config(_config(options, specs, dls, device, status="training"))
     learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
     checksums = distributed.gather_checksums(learn.model)
-    if not main:
-        distributed.barrier()
+    if not main:  # done: no barrier, which could time out while rank 0 evaluates
         distributed.cleanup()
         return run_dir, None
     report = _evaluate_and_write(options, learn, epochs, dls, device, run_dir, console)
@@ -186,7 +189,6 @@ def run(
         config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
     run_dir.write_config(config)
     epochs.remove_files()
-    distributed.barrier()
     distributed.cleanup()
     console.print(f"Run written to [bold]{run_dir.path}[/bold]")
     return run_dir, report
@@ -231,6 +233,7 @@ def _train(
         path=run_dir.path,
         cbs=callbacks,
     )
+    _check_reweighting_start(learn, options.epochs)
     lr = slice(options.backbone_lr, options.lr) if options.backbone_lr else options.lr
     try:
         with distributed.distributed(learn, device):
@@ -245,15 +248,28 @@ def _train(
     return learn, epochs
 
 
+def _check_reweighting_start(learn: Any, epochs: int) -> None:
+    """A deferred re-weighting that starts after the last epoch would silently never act."""
+    from cxrlt.training.reweighting import DeferredReweighting
+
+    for cb in learn.cbs:
+        if isinstance(cb, DeferredReweighting) and cb.start is not None and cb.start >= epochs:
+            raise CxrltError(
+                f"The loss re-weights from epoch start={cb.start} on, but the run has {epochs} "
+                "epochs, so it would never switch on: choose a start below --epochs."
+            )
+
+
 def _step_callbacks(options: RunOptions, device: Any) -> list:
     """Mixed precision, channels-last, gradient clipping and weight averaging, as asked."""
+    from fastai.callback.training import GradientClip  # clips after the fp16 unscale
+
     from cxrlt.training.averaging import WeightAveraging
-    from cxrlt.training.guards import ClipGradients
     from cxrlt.training.precision import precision_callbacks
 
     callbacks = precision_callbacks(options.precision, options.channels_last, device)
     if options.grad_clip:
-        callbacks.append(ClipGradients(options.grad_clip))
+        callbacks.append(GradientClip(options.grad_clip))
     if options.ema:
         callbacks.append(WeightAveraging(options.ema))
     return callbacks
@@ -275,7 +291,9 @@ def _evaluate_and_write(
     from cxrlt.outputs.report import print_report
     from cxrlt.outputs.run_dir import LAST_WEIGHTS
 
-    if options.select == "best" and epochs.best_epoch != epochs.epochs_done:
+    if options.select == "best" and epochs.best_epoch is None:
+        console.print("No epoch had a finite validation mAP: keeping the last epoch.")
+    elif options.select == "best" and epochs.best_epoch != epochs.epochs_done:
         run_dir.write_weights(learn.model, LAST_WEIGHTS)
         learn.model.load_state_dict(epochs.best_state())
         console.print(
@@ -333,6 +351,8 @@ def _config(
             "epochs_done": training.epochs_done,
             "best_epoch": training.best_epoch,
             "best_valid_mAP": training.best_score,
-            "kept_epoch": training.best_epoch if options.select == "best" else training.epochs_done,
+            "kept_epoch": training.best_epoch
+            if options.select == "best" and training.best_epoch is not None
+            else training.epochs_done,
         }
     return config

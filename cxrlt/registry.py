@@ -164,7 +164,11 @@ class Resolved:
         if not self.entry.accepts_any_keyword():
             accepted = inspect.signature(target).parameters
             context = {key: value for key, value in context.items() if key in accepted}
-        return target(**self.entry.bound, **context, **self.params)
+        try:
+            return target(**self.entry.bound, **context, **self.params)
+        except ValueError as error:  # a parameter value the target refuses
+            singular = KINDS[self.entry.kind].singular
+            raise CxrltError(f"The {singular} '{self.spec}' cannot be built: {error}.") from None
 
     def to_dict(self) -> dict[str, Any]:
         """What a run directory records to repeat the choice exactly."""

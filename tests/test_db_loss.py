@@ -27,7 +27,7 @@ def db_term(z, y, c, row, *, alpha=0.1, beta=10.0, mu=0.2, kappa=0.05, lam=2.0, 
     """The documented formula, element by element, for image ``row`` of the batch."""
     p = COUNTS[c] / N_ITEMS
     b = -math.log(1 / p - 1)  # sigmoid(b) = p
-    s = z + kappa * b  # z - nu_c with nu_c = -kappa * b_c
+    s = z + kappa * b / lam  # z - nu_c with nu_c = -kappa * b_c / lambda (reference code)
     instance = sum(1 / COUNTS[j] for j in range(3) if row[j])
     r = (1 / COUNTS[c]) / instance if instance else 1.0
     r_hat = alpha + sig(beta * (r - mu))
@@ -115,7 +115,7 @@ def test_activation_is_the_shifted_sigmoid():
     loss = DistributionBalancedLoss(class_counts=COUNTS, n_items=N_ITEMS)
     priors = [n / N_ITEMS for n in COUNTS]
     expected = [
-        [sig(Z[i][c] - 0.05 * math.log(1 / priors[c] - 1)) for c in range(3)] for i in range(3)
+        [sig(Z[i][c] - 0.05 * math.log(1 / priors[c] - 1) / 2) for c in range(3)] for i in range(3)
     ]
     assert loss.activation(LOGITS).tolist() == [pytest.approx(row) for row in expected]
     assert loss.activation(LOGITS)[0, 2] < torch.sigmoid(LOGITS)[0, 2]  # a rare class starts low

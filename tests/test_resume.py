@@ -15,8 +15,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cxrlt import pipeline
 from cxrlt.cli import app
-from cxrlt.training.checkpoint import BEST, CHECKPOINT
+from cxrlt.training.checkpoint import CHECKPOINT
 from tests.conftest import TINY_DATA
 
 RUN = ["--dataset", TINY_DATA, "--size", "32", "--bs", "32", "--seed", "5", "--lr", "5e-3"]
@@ -27,14 +28,19 @@ def invoke(*args: str):
     return CliRunner().invoke(app, ["run", *args])
 
 
+def flat(result) -> str:
+    """The CLI's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
 def read(run, name: str):
     return json.loads((run / name).read_text())
 
 
-def start_and_kill_after_first_checkpoint(out) -> None:
+def start_and_kill_after_first_checkpoint(out, *options: str) -> None:
     """Start ``cxrlt run`` in a process and kill it (SIGKILL) once an epoch is checkpointed."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cxrlt", "run", *RUN4, "--out", str(out)],
+        [sys.executable, "-m", "cxrlt", "run", *RUN4, *options, "--out", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -47,16 +53,21 @@ def start_and_kill_after_first_checkpoint(out) -> None:
     process.wait()
 
 
-def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--loss", "ldam-drw:start=2", "--ema", "0.9", "--select", "last")],
+    ids=["bce", "ldam-drw-ema"],
+)
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, options):
     killed = tmp_path / "killed"
-    start_and_kill_after_first_checkpoint(killed)
+    start_and_kill_after_first_checkpoint(killed, *options)
     assert not (killed / "metrics.json").exists()
     done = torch.load(killed / CHECKPOINT, weights_only=False)["epochs_done"]
     assert 1 <= done < 4
 
     result = invoke("--resume", str(killed))
     assert result.exit_code == 0, result.output
-    result = invoke(*RUN4, "--out", str(tmp_path / "whole"))
+    result = invoke(*RUN4, *options, "--out", str(tmp_path / "whole"))
     assert result.exit_code == 0, result.output
 
     assert read(killed, "metrics.json") == read(tmp_path / "whole", "metrics.json")
@@ -65,14 +76,45 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     assert list(resumed_log["epoch"]) == [0, 1, 2, 3]
     pd.testing.assert_series_equal(resumed_log["mAP"], whole_log["mAP"])
     assert read(killed, "config.json")["status"] == "complete"
-    assert not (killed / CHECKPOINT).exists() and not (killed / BEST).exists()
+    assert not [p.name for p in killed.iterdir() if p.suffix == ".pt"]
 
 
-def test_resume_takes_no_other_options_and_needs_a_checkpoint(tmp_path):
+def test_a_run_killed_after_its_last_epoch_resumes_to_the_same_result(tmp_path, monkeypatch):
+    """The checkpoint covers every epoch when the kill comes during evaluation."""
+    whole = tmp_path / "whole"
+    assert invoke(*RUN, "--epochs", "2", "--out", str(whole)).exit_code == 0
+
+    def killed_while_evaluating(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_evaluate_and_write", killed_while_evaluating)
+    cut = tmp_path / "cut"
+    invoke(*RUN, "--epochs", "2", "--out", str(cut))
+    assert torch.load(cut / CHECKPOINT, weights_only=False)["epochs_done"] == 2
+    monkeypatch.undo()
+    result = invoke("--resume", str(cut))
+    assert result.exit_code == 0, result.output
+    assert read(cut, "metrics.json") == read(whole, "metrics.json")
+    assert read(cut, "config.json")["training"] == read(whole, "config.json")["training"]
+
+
+def test_resume_takes_no_other_options_and_needs_a_run_of_its_own(tmp_path):
     result = invoke("--resume", str(tmp_path), "--epochs", "9")
-    assert result.exit_code == 2 and "--epochs" in result.output
+    assert result.exit_code == 2 and "--epochs" in flat(result)
     result = invoke("--resume", str(tmp_path))
-    assert result.exit_code == 2 and "config.json is missing" in result.output
+    assert result.exit_code == 2 and "config.json is missing" in flat(result)
+    (tmp_path / "config.json").write_text('{"architectures": ["BertModel"]}')
+    result = invoke("--resume", str(tmp_path))
+    assert result.exit_code == 2 and "was not written by `cxrlt run`" in flat(result)
+    (tmp_path / "config.json").write_text('{"options": {"epochs": 2}}')
+    result = invoke("--resume", str(tmp_path))
+    assert result.exit_code == 2 and "has no checkpoint.pt" in flat(result)
+
+
+def test_a_reweighting_start_after_the_last_epoch_is_refused(tmp_path):
+    result = invoke(*RUN, "--epochs", "2", "--loss", "drw:start=2", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "would never switch on" in flat(result)
 
 
 NAN_PLUGIN = """

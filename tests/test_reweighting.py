@@ -10,6 +10,7 @@ from fastai.learner import Learner
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from cxrlt.errors import CxrltError
 from cxrlt.registry import resolve
 from cxrlt.training.learner import loss_callbacks
 from cxrlt.training.losses import BCELoss, LDAMLoss, class_balanced_weights
@@ -31,8 +32,12 @@ class RecordSwitch(Callback):
     def __init__(self) -> None:
         self.seen: list[bool] = []
 
-    def after_train(self) -> None:
-        self.seen.append(self.learn.loss_func.positive_weights is not None)
+    def before_batch(self) -> None:
+        if self.training and self.iter == 0:
+            self.seen.append(self.learn.loss_func.positive_weights is not None)
+
+    def before_validate(self) -> None:
+        assert self.learn.loss_func.positive_weights is None  # validation stays unweighted
 
 
 def tiny_learner(loss: nn.Module) -> tuple[Learner, RecordSwitch]:
@@ -84,6 +89,14 @@ def test_state_survives_a_checkpoint():
     assert fresh.active and fresh.start == 2
 
 
-def test_negative_start_is_refused():
-    with pytest.raises(ValueError, match="start"):
-        DeferredReweighting(torch.ones(3), start=-1)
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("drw:start=-1", "start must be at least 0"),
+        ("ldam-drw:beta=1", r"beta must be in \[0, 1\)"),
+    ],
+)
+def test_bad_reweighting_parameters_are_named(spec, message):
+    name = spec.split(":")[0]
+    with pytest.raises(CxrltError, match=f"The loss '{name}:[^']*' cannot be built: {message}"):
+        resolve("losses", spec).build(class_counts=COUNTS)

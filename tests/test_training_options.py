@@ -7,13 +7,13 @@ import pytest
 import torch
 from fastai.callback.channelslast import ChannelsLast
 from fastai.callback.core import Callback
+from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions, run
+from cxrlt.pipeline import RunOptions, _step_callbacks, run
 from cxrlt.training.averaging import WeightAveraging
-from cxrlt.training.checkpoint import BEST, CHECKPOINT, EpochCheckpoint
-from cxrlt.training.guards import ClipGradients
+from cxrlt.training.checkpoint import CHECKPOINT, EpochCheckpoint
 from cxrlt.training.losses import BCELoss
 from cxrlt.training.precision import mixed_precision_mode, precision_callbacks
 from tests.conftest import TINY_DATA
@@ -59,19 +59,34 @@ def test_weight_average_follows_the_warmed_up_formula_and_is_validated_and_kept(
 def test_checkpoint_keeps_raw_weights_to_train_on_and_averaged_ones_as_best(tmp_path):
     learn, _ = tiny_learner(BCELoss())
     watch = Watch()
-    learn.add_cbs([EpochCheckpoint(tmp_path, monitor="valid_loss"), WeightAveraging(0.9), watch])
+    checkpoint = EpochCheckpoint(tmp_path, monitor="valid_loss", mode="min")
+    learn.add_cbs([checkpoint, WeightAveraging(0.9), watch])
     with learn.no_logging(), learn.no_bar():
         learn.fit(1, lr=0.1)
-    checkpoint = torch.load(tmp_path / CHECKPOINT, weights_only=False)
-    raw = torch.cat([t.flatten() for t in checkpoint["model"].values()])
-    best = torch.load(tmp_path / BEST, weights_only=True)
+    saved = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    raw = torch.cat([t.flatten() for t in saved["model"].values()])
+    best = checkpoint.best_state()
     assert torch.equal(raw, watch.raw[-1])
     assert torch.allclose(torch.cat([t.flatten() for t in best.values()]), weights(learn.model))
-    assert checkpoint["callbacks"]["weight_averaging"]["steps"] == len(watch.raw)
+    assert saved["callbacks"]["weight_averaging"]["steps"] == len(watch.raw)
+    assert set(saved["callbacks"]) == {"weight_averaging"}  # no other callback keeps state
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_the_best_epoch_follows_the_monitor_direction(tmp_path, mode):
+    learn, _ = tiny_learner(BCELoss())
+    checkpoint = EpochCheckpoint(tmp_path, monitor="valid_loss", mode=mode)
+    learn.add_cbs([checkpoint])
+    with learn.no_logging(), learn.no_bar():
+        learn.fit(4, lr=0.3)
+    losses = [values[1] for values in learn.recorder.values]
+    pick = np.argmin if mode == "min" else np.argmax
+    assert checkpoint.best_epoch == pick(losses) + 1
+    assert [p.name for p in tmp_path.glob("best-*")] == [f"best-epoch{checkpoint.best_epoch}.pt"]
 
 
 class GradientNorm(Callback):
-    order = ClipGradients.order + 1
+    order = GradientClip.order + 1
 
     def __init__(self) -> None:
         self.norms: list[float] = []
@@ -81,11 +96,12 @@ class GradientNorm(Callback):
         self.norms.append(float(torch.cat(grads).norm()))
 
 
-@pytest.mark.parametrize("clip", [None, 0.01])
-def test_gradient_norm_is_clipped(clip):
+@pytest.mark.parametrize("clip", [0.0, 0.01])
+def test_grad_clip_bounds_the_gradient_norm(clip):
     learn, _ = tiny_learner(BCELoss())
     norm = GradientNorm()
-    learn.add_cbs([norm, *([ClipGradients(clip)] if clip else [])])
+    options = RunOptions(grad_clip=clip, precision="32", channels_last=False)
+    learn.add_cbs([norm, *_step_callbacks(options, torch.device("cpu"))])
     with learn.no_logging(), learn.no_bar():
         learn.fit(1, lr=0.1)
     if clip:

@@ -94,6 +94,10 @@ class CSRAHead(nn.Module):
     ) -> None:
         super().__init__()
         temperature = float(temperature)
+        if lam < 0:
+            raise CxrltError(
+                f"The csra lam (weight of the attention term) must be >= 0, got {lam}."
+            )
         if temperature <= 0:
             raise CxrltError(f"The csra temperature must be positive (or inf), got {temperature}.")
         if heads != 1 and temperature != 1.0:
@@ -164,8 +168,12 @@ class MLDecoderHead(nn.Module):
             raise CxrltError(f"ml-decoder n_groups must be 1..{n_classes} (or 0), got {n_groups}.")
         if layers < 1:
             raise CxrltError(f"ml-decoder needs layers >= 1 to see the image, got {layers}.")
-        if dim % heads:
-            raise CxrltError(f"ml-decoder dim ({dim}) must be a multiple of heads ({heads}).")
+        if heads < 1 or dim < 1 or dim % heads:
+            raise CxrltError(
+                f"ml-decoder dim ({dim}) must be a positive multiple of heads ({heads} >= 1)."
+            )
+        if not 0 <= dropout < 1:
+            raise CxrltError(f"ml-decoder dropout must be in [0, 1), got {dropout}.")
         self.n_classes = n_classes
         self.embed = nn.Sequential(nn.Linear(in_features, dim), nn.ReLU())
         queries = torch.randn(n_groups, dim)

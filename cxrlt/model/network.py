@@ -38,19 +38,23 @@ class CXRClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = (images - self.mean) / self.std
-        if getattr(self.head, "spatial", False):
-            return self.head(self.tokens(images))
-        return self.head(self.backbone(images))
+        spatial = getattr(self.head, "spatial", False)
+        features = self.tokens(images) if spatial else self.backbone(images)
+        # The head in float32 even under mixed precision: bf16 logits keep 8 significant
+        # bits, and the ties they create change AP.
+        with torch.autocast(images.device.type, enabled=False):
+            return self.head(features.float())
 
     def tokens(self, images: torch.Tensor) -> torch.Tensor:
         """Unpooled backbone features as (B, N, C) tokens, for heads with ``spatial = True``.
 
         timm's ``forward_features`` gives (B, C, H, W) maps, (B, H, W, C) where the model's
-        ``output_fmt`` is NHWC (Swin), or (B, N, C) tokens (ViT), which pass as they are.
+        ``output_fmt`` is NHWC (Swin), or (B, N, C) tokens (ViT), whose class and register
+        tokens are dropped: the heads attend over image positions.
         """
         features = self.backbone.forward_features(images)
         if features.ndim != 4:
-            return features
+            return features[:, getattr(self.backbone, "num_prefix_tokens", 0) :]
         if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC":
             return features.flatten(1, 2)
         return features.flatten(2).transpose(1, 2)

@@ -71,3 +71,4 @@ class WeightAveraging(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.average.module.load_state_dict(state["average"])
         self.steps = state["steps"]
+        self._trained = True  # restored training counts: after_fit hands over the average

@@ -26,7 +26,7 @@ from cxrlt.io import atomic_path
 from cxrlt.training.events import predicting
 
 CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
+BEST_PATTERN = "best-epoch*.pt"  # the epoch number in place of *
 
 
 def bare_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -73,13 +73,20 @@ def load_checkpoint(folder: Path) -> dict[str, Any]:
         ) from error
 
 
+def _has_own(cb: Callback, method: str) -> bool:
+    """Whether the callback's class defines ``method`` (fastai forwards unknown attributes
+    of a callback to the learner and on to the model, so ``hasattr`` would say yes)."""
+    return callable(getattr(type(cb), method, None))
+
+
 class EpochCheckpoint(Callback):
     """Write a checkpoint after each epoch and keep the best weights by ``monitor``.
 
     With ``resume`` (a loaded checkpoint) the epochs it covers are skipped without logging,
-    and every state is restored before the first epoch that still has to run. ``write``
-    False (ranks other than the first in distributed training) keeps the bookkeeping and
-    writes nothing.
+    and every state is restored before the first epoch that still has to run (or at the end,
+    when it covered them all). ``write`` False (ranks other than the first in distributed
+    training) keeps the bookkeeping and writes nothing. ``mode`` says whether a larger
+    ``monitor`` value is better (``max``, as for mAP) or a smaller one (``min``, a loss).
     """
 
     # After the metrics are recorded, and after the progress bar has seen each epoch begin
@@ -91,11 +98,15 @@ class EpochCheckpoint(Callback):
         folder: Path | str,
         *,
         monitor: str = "mAP",
+        mode: str = "max",
         resume: dict[str, Any] | None = None,
         write: bool = True,
     ) -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.folder, self.monitor, self.resume, self.write = Path(folder), monitor, resume, write
-        self.best_score, self.best_epoch = -math.inf, None
+        self._sign = 1.0 if mode == "max" else -1.0
+        self.best_score, self.best_epoch = None, None
         self.epochs_done, self._muted, self._trained = 0, None, False
 
     def before_fit(self) -> None:
@@ -117,8 +128,7 @@ class EpochCheckpoint(Callback):
         if self.epoch < self.resume["epochs_done"]:
             self._muted, self.learn.logger = self.learn.logger, noop  # no log line for it
             raise CancelEpochException
-        self._restore(self.resume)
-        self.resume = None
+        self._restore()
 
     def before_train(self) -> None:
         self._trained = True
@@ -133,20 +143,42 @@ class EpochCheckpoint(Callback):
         self.epochs_done = self.epoch + 1
         score = float(self.recorder.values[-1][self._index])
         model = bare_model(self.learn.model)
-        if score > self.best_score:
+        if math.isfinite(score) and (
+            self.best_score is None or self._sign * score > self._sign * self.best_score
+        ):
             self.best_score, self.best_epoch = score, self.epochs_done
-            self._save(BEST, model.state_dict())
-        self._save(CHECKPOINT, self._state(model))
+            self._save(self._best_name(), model.state_dict())
+        if self.write:
+            self._save(CHECKPOINT, self._state(model))
+            self._remove_stale_best()
+
+    def after_fit(self) -> None:
+        if self.resume is not None and not predicting(self.learn):
+            self._restore()  # the checkpoint covered every epoch: nothing was trained
 
     def best_state(self) -> dict[str, torch.Tensor]:
         """The weights of the best epoch so far."""
-        return torch.load(self.folder / BEST, map_location="cpu", weights_only=True)
+        return torch.load(self.folder / self._best_name(), map_location="cpu", weights_only=True)
 
     def remove_files(self) -> None:
         """Drop the checkpoint files once the run's own outputs are written."""
         if self.write:
-            for name in (CHECKPOINT, BEST):
-                (self.folder / name).unlink(missing_ok=True)
+            (self.folder / CHECKPOINT).unlink(missing_ok=True)
+            for path in self.folder.glob(BEST_PATTERN):
+                path.unlink()
+
+    def _best_name(self) -> str:
+        return BEST_PATTERN.replace("*", str(self.best_epoch))
+
+    def _remove_stale_best(self) -> None:
+        """Best weights of other epochs: superseded, or from an epoch a resume discarded.
+
+        Removed only after the checkpoint naming the best epoch is written, so a kill at any
+        moment leaves the best weights that checkpoint refers to.
+        """
+        for path in self.folder.glob(BEST_PATTERN):
+            if path.name != self._best_name():
+                path.unlink(missing_ok=True)
 
     def _save(self, name: str, state: Any) -> None:
         if self.write:
@@ -154,17 +186,19 @@ class EpochCheckpoint(Callback):
                 torch.save(state, tmp)
 
     def _state(self, model: torch.nn.Module) -> dict[str, Any]:
+        scaler = getattr(self.learn, "scaler", None)
         return {
             "epochs_done": self.epochs_done,
             "n_epoch": self.n_epoch,
             "model": self._training_weights(model),
             "opt": self.learn.opt.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": rng_states(),
             "loaders": [getattr(dl, "epoch", None) for dl in _loaders(self.learn)],
             "callbacks": {
                 cb.name: cb.state_dict()
                 for cb in self.learn.cbs
-                if cb is not self and hasattr(cb, "state_dict")
+                if cb is not self and _has_own(cb, "state_dict")
             },
             "best": {"score": self.best_score, "epoch": self.best_epoch},
         }
@@ -173,19 +207,27 @@ class EpochCheckpoint(Callback):
         """The weights training goes on from, which differ from the validated ones while a
         callback (weight averaging) has swapped its own in."""
         for cb in self.learn.cbs:
-            raw = cb.training_state() if hasattr(cb, "training_state") else None
+            raw = cb.training_state() if _has_own(cb, "training_state") else None
             if raw is not None:
                 return raw
         return model.state_dict()
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self) -> None:
+        state, self.resume = self.resume, None
         bare_model(self.learn.model).load_state_dict(state["model"])
         self.learn.opt.load_state_dict(state["opt"])
+        for param, param_state in self.learn.opt.state.items():  # saved on the CPU
+            for key, value in param_state.items():
+                if isinstance(value, torch.Tensor):
+                    param_state[key] = value.to(param.device)
+        scaler = getattr(self.learn, "scaler", None)
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
         for dl, epoch in zip(_loaders(self.learn), state["loaders"], strict=True):
             if epoch is not None:
                 dl.epoch = epoch
         for cb in self.learn.cbs:
-            if cb.name in state["callbacks"]:
+            if cb.name in state["callbacks"] and _has_own(cb, "load_state_dict"):
                 cb.load_state_dict(state["callbacks"][cb.name])
         self.best_score, self.best_epoch = state["best"]["score"], state["best"]["epoch"]
         self.epochs_done = state["epochs_done"]

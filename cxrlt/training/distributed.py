@@ -235,6 +235,9 @@ class DDPTrainer(DistributedTrainer):
 
     def __init__(self, device: torch.device, sync_bn: bool, **accelerator_kwargs: Any) -> None:
         accelerator_kwargs.setdefault("cpu", device.type == "cpu")
+        # fastai's own callbacks do mixed precision; accelerate's (from `accelerate launch
+        # --mixed_precision` or its config) would scale gradients nothing unscales.
+        accelerator_kwargs.setdefault("mixed_precision", "no")
         super().__init__(sync_bn=False, **accelerator_kwargs)
         self.ddp_device, self.convert_bn = device, sync_bn
         self.old_dls: list | None = None

@@ -37,6 +37,8 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) ->
     w_c = (1 - beta) / (1 - beta^n_c), normalised to sum to the number of classes; a class with
     no positives counts as n_c = 1.
     """
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), like 0.9999; got {beta}")
     n = _counts(class_counts)
     weights = (1.0 - beta) / (1.0 - beta**n)
     return (weights * len(n) / weights.sum()).float()
@@ -226,8 +228,8 @@ class DistributionBalancedLoss(BCELoss):
     N = ``n_items`` and p_c = n_c / N clipped to [1e-6, 1 - 1e-6], the per-element loss is
 
         b_c   = -log(1 / p_c - 1)                 (logit of the prior: sigmoid(b_c) = p_c)
-        nu_c  = -kappa * b_c                      (so z - nu_c = z + kappa * b_c)
-        s     = z - nu_c                          (logit shifted by kappa x the prior log-odds)
+        nu_c  = -kappa * b_c / lambda             (so z - nu_c = z + kappa * b_c / lambda)
+        s     = z - nu_c                          (logit shifted towards the prior log-odds)
         r     = (1 / n_c) / sum_{j : y_j = 1} (1 / n_j),   or r = 1 if the image has no positive
         r_hat = alpha + sigmoid(beta * (r - mu))
         loss  = -r_hat * [ y * sigmoid(-s)^gamma * log sigmoid(s)
@@ -238,11 +240,12 @@ class DistributionBalancedLoss(BCELoss):
     term it multiplies: p_t = sigmoid(s) for a positive, 1 - sigmoid(lambda * s) for a negative;
     ``gamma = 0`` switches it off. Mean over elements, like BCE.
 
-    Sign of the bias: the reference implementation (wutong16/DistributionBalancedLoss,
-    ``ResampleLoss``) adds ``init_bias = kappa * b_c`` to the logits, i.e. the logit is shifted by
-    kappa times the prior's log-odds as if the classifier bias were initialised to sigmoid^-1 of
-    the prior; a rare class (b_c < 0) starts with a low probability, so its many negatives are
-    not over-suppressed. In the paper's notation L(z - nu) this is nu_c = -kappa * b_c.
+    The bias follows the reference implementation (wutong16/DistributionBalancedLoss,
+    ``ResampleLoss``), which adds ``init_bias = -log(N / n_c - 1) * kappa / neg_scale``, that is
+    kappa * b_c / lambda, to the logits: the logit is shifted towards the prior's log-odds as if
+    the classifier bias were initialised there; a rare class (b_c < 0) starts with a low
+    probability, so its many negatives are not over-suppressed. In the paper's notation
+    L(z - nu) this is nu_c = -kappa * b_c / lambda.
 
     Re-balancing: r is P^C_c / P^I(x), the class-level sampling probability 1 / n_c over the
     instance-level one, the sum of 1 / n_j over the image's positives; the same r is applied to
@@ -255,7 +258,7 @@ class DistributionBalancedLoss(BCELoss):
     reference code's alpha + 1 (there 1 / 0 = inf saturates the sigmoid). The paper's focal
     balance constant (a fixed factor on the whole loss) is left out.
 
-    ``activation`` is sigmoid(z - nu_c) = sigmoid(z + kappa * b_c), the positive-term probability
+    ``activation`` is sigmoid(z - nu_c), the positive-term probability
     the loss trains; per class it is a monotone shift of sigmoid(z), so rankings are unchanged.
     """
 
@@ -272,10 +275,15 @@ class DistributionBalancedLoss(BCELoss):
         gamma: float = 2.0,
     ) -> None:
         super().__init__()
+        if neg_scale <= 0 or gamma < 0:
+            raise ValueError(
+                f"neg_scale must be positive and gamma at least 0, got {neg_scale}, {gamma}"
+            )
         n = _counts(class_counts)
         prior = (n / max(n_items, 1)).clamp(1e-6, 1 - 1e-6)
         self.register_buffer("inv_counts", (1.0 / n).float())
-        self.register_buffer("nu", (kappa * torch.log(1 / prior - 1)).float())  # -kappa * b_c
+        nu = kappa * torch.log(1 / prior - 1) / neg_scale  # -kappa * b_c / lambda
+        self.register_buffer("nu", nu.float())
         self.alpha, self.beta, self.mu = alpha, beta, mu
         self.neg_scale, self.gamma = neg_scale, gamma
 

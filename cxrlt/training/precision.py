@@ -22,7 +22,8 @@ def mixed_precision_mode(precision: str, device: torch.device) -> str | None:
             return None
         raise CxrltError(f"--precision {precision} needs a GPU; on {device} use --precision 32.")
     if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        with torch.cuda.device(device):  # native support only: emulated bf16 is slower than fp32
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return precision
 
 

@@ -3,7 +3,8 @@
 Class-balanced weights from the start distort representation learning; switched on late
 they correct the classifier's bias towards head classes. The switch epoch counts every
 training epoch the callback has seen, across ``fit`` calls and through a resumed checkpoint,
-so ``fit(3); fit(3)`` re-weights exactly where ``fit(6)`` would.
+so with ``start=5``, ``fit(3); fit(3)`` re-weights exactly where ``fit(6)`` would (the
+default start, 80% of the first ``fit``, depends on how training is split).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class DeferredReweighting(Callback):
 
     def after_train(self) -> None:
         self.epochs_done += 1
+        self.learn.loss_func.positive_weights = None  # validation losses stay comparable
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must keep for a resumed run to switch at the same epoch."""
