@@ -44,12 +44,14 @@ def register_post(register):
 
 @hookspec
 def register_calibrators(register):
-    """Probability calibrators, fitted on held-out validation logits."""
+    """Probability calibrators, fitted on held-out validation logits. Target: ``f(**params)``
+    returning a ``cxrlt.calibration.Calibrator`` (its state is saved as JSON and reloaded)."""
 
 
 @hookspec
 def register_thresholds(register):
-    """Threshold policies that turn probabilities into binary predictions."""
+    """Threshold policies that turn probabilities into binary predictions. Target:
+    ``f(**params)`` returning a ``cxrlt.calibration.ThresholdPolicy``."""
 
 
 @hookspec
