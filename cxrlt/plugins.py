@@ -28,7 +28,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cxrlt.builtins.samplers",
     "cxrlt.builtins.backbones",
     "cxrlt.builtins.heads",
+    "cxrlt.builtins.post",
     "cxrlt.builtins.datasets",
+    "cxrlt.builtins.calibrators",
+    "cxrlt.builtins.thresholds",
 )
 
 

@@ -1,0 +1,63 @@
+"""Retrain a few parameters of a trained model on class-balanced batches, as in the decoupling
+of Kang et al., ICLR 2020, "Decoupling Representation and Classifier for Long-Tailed
+Recognition": the representation stays as it was, BatchNorm statistics included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastai.callback.core import Callback, TrainEvalCallback
+from fastai.learner import Learner
+from torch import nn
+
+from cxrlt.errors import CxrltError
+from cxrlt.registry import Resolved
+
+
+class EvalExcept(Callback):
+    """Every module in eval mode while training, except ``train_modules``: frozen BatchNorm
+    layers keep their running statistics and dropout outside them stays off."""
+
+    order = TrainEvalCallback.order + 1  # after it has put the whole model in train mode
+
+    def __init__(self, train_modules: Sequence[nn.Module]) -> None:
+        self.train_modules = list(train_modules)
+
+    def before_train(self) -> None:
+        self.learn.model.eval()
+        for module in self.train_modules:
+            module.train()
+
+
+def retrain(
+    learn: Learner,
+    params: Sequence[nn.Parameter],
+    train_modules: Sequence[nn.Module],
+    *,
+    sampler: Resolved,
+    epochs: int,
+    lr: float,
+) -> None:
+    """Train ``params`` alone for ``epochs`` (one cycle up to ``lr``), with the train loader
+    drawing by ``sampler`` and a fresh optimiser; afterwards the loader's sampler and epoch
+    count, every ``requires_grad`` flag and the learner's optimiser are put back."""
+    loader = learn.dls.train
+    if not hasattr(loader, "sampler"):
+        raise CxrltError(
+            f"Retraining draws batches with a sampler, and the train loader "
+            f"{type(loader).__name__} takes none: build the loaders with cxr_dataloaders."
+        )
+    trainable = {id(p) for p in params}
+    flags = [(p, p.requires_grad) for p in learn.model.parameters()]
+    saved = loader.sampler, loader.epoch, learn.opt
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in trainable)
+        loader.sampler = sampler.build(labels=loader.dataset.targets.numpy())
+        learn.opt = learn.opt_func(list(params), lr=lr)
+        learn.fit_one_cycle(epochs, lr, cbs=[EvalExcept(train_modules)])
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        loader.sampler, loader.epoch, learn.opt = saved
