@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         overwrite=True,
     )
     for loss in losses:  # every name checked before hours of training
-        check_specs(dataclasses.replace(base, loss=str(loss)))
+        check_specs(dataclasses.replace(base, loss=str(loss)))  # raises on a bad name
 
     console = Console()
     out = Path(args.out)

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from cxrlt.errors import CxrltError
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -43,6 +45,15 @@ def write_text(path: Path | str, text: str) -> Path:
 def write_json(path: Path | str, data: Any) -> Path:
     """JSON with sorted-insertion order kept, indented for people and diffs."""
     return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path | str) -> Any:
+    """A JSON file cxrlt wrote, or a CxrltError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CxrltError(f"{path} cannot be read as JSON ({error}).") from None
 
 
 def cache_dir() -> Path:

@@ -14,7 +14,7 @@ from rich.console import Console
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
 from cxrlt.registry import Resolved, resolve
-from cxrlt.spec import Spec, parse_spec
+from cxrlt.spec import Spec, parse_spec, parse_specs
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
 SELECTIONS = ("best", "last")
@@ -46,6 +46,7 @@ class RunOptions:
     ema: float = 0.0  # decay of the weight average; 0 switches it off
     grad_clip: float = 0.0  # largest gradient norm; 0 switches clipping off
     select: str = "best"  # which epoch's weights are evaluated and kept
+    post: str = ""  # steps, then a calibrator, then a threshold policy: "crt,tta,temp-scale"
     device: str = "auto"
     out: Path | None = None
     overwrite: bool = False
@@ -54,8 +55,9 @@ class RunOptions:
 EMBEDDED = "synthetic"  # the data set that trains from scratch by default, offline
 
 
-def check_specs(options: RunOptions) -> dict[str, Resolved]:
-    """Resolve every name before any work starts, so a typo costs nothing.
+def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
+    """Resolve every name before any work starts, so a typo costs nothing: the specs by role,
+    and the post-training steps in order.
 
     Backbones start from pretrained weights on real data sets unless told otherwise; the
     embedded data set trains from scratch, so the first run works offline.
@@ -67,13 +69,48 @@ def check_specs(options: RunOptions) -> dict[str, Resolved]:
         pretrained = dataset.entry.name != EMBEDDED
     if pretrained is not None:
         arch = Spec(arch.name, {**arch.params, "pretrained": pretrained})
-    return {
+    specs = {
         "dataset": dataset,
         "sampler": resolve("samplers", options.sampler),
         "arch": resolve("backbones", arch),
         "head": resolve("heads", options.head),
         "loss": resolve("losses", options.loss),
     }
+    steps, calibrator, thresholds = split_post(options.post)
+    specs["thresholds"] = thresholds or resolve("thresholds", DEFAULT_THRESHOLDS)
+    if calibrator is not None:
+        specs["calibrator"] = calibrator
+    return specs, steps
+
+
+DEFAULT_THRESHOLDS = "fixed"  # 0.5: mF1 as the challenges compute it
+POST_KINDS = ("post", "calibrators", "thresholds")  # the order --post takes them in
+
+
+def split_post(post: str) -> tuple[list[Resolved], Resolved | None, Resolved | None]:
+    """``--post``: post-training steps in order, then at most one calibrator, then at most
+    one threshold policy (``crt,tta,temp-scale,f1-per-class``)."""
+    from cxrlt.registry import registry
+
+    found: dict[str, list[Resolved]] = {kind: [] for kind in POST_KINDS}
+    last = 0
+    for spec in parse_specs(post) if post.strip() else []:
+        kinds = [kind for kind in POST_KINDS if spec.name in registry(kind)]
+        if not kinds:
+            raise CxrltError(
+                f"--post {spec.name!r} is no post-training step, calibrator or threshold "
+                "policy: see `cxrlt list post`, `cxrlt list calibrators`, `cxrlt list thresholds`."
+            )
+        kind = kinds[0]
+        if POST_KINDS.index(kind) < last or (kind != "post" and found[kind]):
+            raise CxrltError(
+                f"--post {post!r}: give the post-training steps first, then at most one "
+                f"calibrator, then at most one threshold policy ({spec.name!r} is out of place)."
+            )
+        last = POST_KINDS.index(kind)
+        found[kind].append(resolve(kind, spec))
+    calibrator, thresholds = (found[kind][0] if found[kind] else None for kind in POST_KINDS[1:])
+    return found["post"], calibrator, thresholds
 
 
 def _check_numbers(options: RunOptions) -> None:
@@ -142,7 +179,7 @@ def run(
     """
     console = console or Console()
     _check_numbers(options)
-    specs = check_specs(options)
+    specs, post = check_specs(options)
 
     from fastai.torch_core import set_seed
 
@@ -177,14 +214,14 @@ def run(
         run_dir.write_table("split.csv", dls.split_table())
         if len(dls.skipped):
             run_dir.write_table("skipped.csv", dls.skipped)
-        run_dir.write_config(_config(options, specs, dls, device, status="training"))
+        run_dir.write_config(_config(options, specs, post, dls, device, status="training"))
     learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
     checksums = distributed.gather_checksums(learn.model)
     if not main:  # done: no barrier, which could time out while rank 0 evaluates
         distributed.cleanup()
         return run_dir, None
-    report = _evaluate_and_write(options, learn, epochs, dls, device, run_dir, console)
-    config = _config(options, learn.specs, dls, device, status="complete", training=epochs)
+    report = _evaluate_and_write(options, specs, post, learn, epochs, dls, run_dir, console)
+    config = _config(options, specs, post, dls, device, status="complete", training=epochs)
     if len(checksums) > 1:  # every rank's weights, to show they agree
         config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
     run_dir.write_config(config)
@@ -277,18 +314,77 @@ def _step_callbacks(options: RunOptions, device: Any) -> list:
 
 def _evaluate_and_write(
     options: RunOptions,
+    specs: dict[str, Any],
+    post: list[Resolved],
     learn: Any,
     epochs: Any,
     dls: Any,
-    device: Any,
     run_dir: Any,
     console: Console,
 ) -> Any:
-    """Select the epoch to keep, predict the validation split, and write the run's results."""
+    """Keep the selected epoch, post-train, calibrate on held-out halves of the validation
+    split, evaluate, write the run's results, and a submission when there are test images."""
     import torch
 
+    from cxrlt.calibration.held_out import fit_held_out
     from cxrlt.evaluation.metrics import evaluate
     from cxrlt.outputs.report import print_report
+    from cxrlt.training.distributed import rank_local
+
+    _keep_selected_epoch(options, learn, epochs, run_dir, console)
+    if post:
+        import cxrlt.post  # noqa: F401 - adds Learner.post
+
+        console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
+        learn.post(post)
+    with rank_local(learn):  # only this rank predicts: no gathering from the others
+        logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
+    logits, targets = logits.float().numpy(), targets.numpy()
+
+    def activation(values: Any) -> Any:
+        with torch.no_grad():
+            return learn.loss_func.activation(torch.as_tensor(values)).double().numpy()
+
+    fitted = fit_held_out(
+        logits,
+        targets,
+        dls.data.patients[dls.is_valid],
+        activation=activation,
+        calibrator=specs.get("calibrator"),
+        thresholds=specs["thresholds"],
+        train_prevalence=dls.class_counts / dls.n_train,
+        seed=options.seed,
+    )
+    report = evaluate(
+        fitted.probs,
+        targets,
+        dls.classes,
+        threshold=fitted.thresholds,
+        scores=logits,
+        train_counts=dls.class_counts,
+    )
+    valid_ids = dls.data.frame["ImageID"][dls.is_valid].tolist()
+    run_dir.write_predictions(
+        valid_ids,
+        dls.classes,
+        targets,
+        logits,
+        activation(logits),
+        calibrated=fitted.probs if fitted.calibrator is not None else None,
+    )
+    run_dir.write_weights(learn.model)
+    run_dir.write_metrics(report)
+    run_dir.write_calibration(_calibration_record(specs, fitted))
+    print_report(console, report, dls.class_counts)
+    if dls.data.test is not None:
+        probs = _predict_test(options, learn, dls.data.test, fitted.calibrator, activation)
+        _write_submission(dls, probs, run_dir, console)
+    return report
+
+
+def _keep_selected_epoch(
+    options: RunOptions, learn: Any, epochs: Any, run_dir: Any, console: Console
+) -> None:
     from cxrlt.outputs.run_dir import LAST_WEIGHTS
 
     if options.select == "best" and epochs.best_epoch is None:
@@ -300,24 +396,52 @@ def _evaluate_and_write(
             f"Keeping epoch {epochs.best_epoch} of {epochs.epochs_done} (best validation "
             f"mAP {epochs.best_score:.3f}); the last epoch's weights are in {LAST_WEIGHTS}."
         )
-    from cxrlt.training.distributed import rank_local
 
-    with rank_local(learn):  # only this rank predicts: no gathering from the others
-        logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
-    with torch.no_grad():
-        probs = learn.loss_func.activation(logits.float())
-    report = evaluate(probs.numpy(), targets.numpy(), dls.classes, scores=logits.float().numpy())
-    valid_ids = dls.data.frame["ImageID"][dls.is_valid].tolist()
-    run_dir.write_predictions(valid_ids, dls.classes, logits.float().numpy(), probs.numpy())
-    run_dir.write_weights(learn.model)
-    run_dir.write_metrics(report)
-    print_report(console, report, dls.class_counts)
-    return report
+
+def _calibration_record(specs: dict[str, Any], fitted: Any) -> dict:
+    """What prediction reloads: the calibrator and thresholds fitted on all validation images."""
+    calibrator = fitted.calibrator
+    return {
+        "fitted_on": "every validation image (the reported metrics use patient-grouped halves, "
+        "each scored by what the other half fitted)",
+        "calibrator": None
+        if calibrator is None
+        else {"spec": str(specs["calibrator"].spec), "state": calibrator.state()},
+        "thresholds": {
+            "spec": str(specs["thresholds"].spec),
+            "state": fitted.threshold_policy.state(),
+        },
+    }
+
+
+def _predict_test(
+    options: RunOptions, learn: Any, test: Any, calibrator: Any, activation: Any
+) -> Any:
+    """The run's probabilities for the data set's test images."""
+    from cxrlt.prediction import decode_test_images, predict_logits
+
+    images = decode_test_images(test, options.size, letterbox=options.letterbox)
+    device = next(learn.model.parameters()).device
+    logits = predict_logits(learn.model, images, options.bs, device)
+    return calibrator.transform(logits) if calibrator is not None else activation(logits)
+
+
+def _write_submission(dls: Any, probs: Any, run_dir: Any, console: Console) -> None:
+    """The challenge file for the test images, validated before it is written."""
+    from cxrlt.outputs.run_dir import SUBMISSION
+    from cxrlt.outputs.submission import build_submission, submission_for_dataset, write_submission
+
+    ids = dls.data.test["ImageID"].tolist()
+    fmt = submission_for_dataset(dls.data.name, dls.classes)
+    frame = build_submission(fmt, ids, probs, dls.classes)
+    path = write_submission(run_dir.file(SUBMISSION), frame, fmt, ids)
+    console.print(f"Submission for {len(ids)} test images ({fmt.name} format): {path}")
 
 
 def _config(
     options: RunOptions,
     specs: dict[str, Resolved],
+    post: list[Resolved],
     dls: Any,
     device: Any,
     *,
@@ -334,6 +458,7 @@ def _config(
             k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
         },
         "specs": {role: resolved.to_dict() for role, resolved in specs.items()},
+        "post": [step.to_dict() for step in post],
         "data": {
             "n_train": dls.n_train,
             "n_valid": int(dls.is_valid.sum()),

@@ -45,7 +45,8 @@ def test_run_directory_holds_config_weights_log_predictions_metrics(run_dir):
 def test_config_records_every_spec_with_plugin_and_version(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     specs = config["specs"]
-    assert set(specs) == {"dataset", "sampler", "arch", "head", "loss"}
+    assert set(specs) == {"dataset", "sampler", "arch", "head", "loss", "thresholds"}
+    assert config["post"] == []
     assert specs["loss"] == {
         "spec": "bce",
         "name": "bce",
@@ -97,5 +98,5 @@ def test_an_existing_run_is_not_overwritten_by_accident(run_dir):
 def test_pretrained_weights_by_default_on_real_data_only(dataset, arch, expected):
     from cxrlt.pipeline import RunOptions, check_specs
 
-    specs = check_specs(RunOptions(dataset=dataset, arch=arch))
+    specs, _ = check_specs(RunOptions(dataset=dataset, arch=arch))
     assert specs["arch"].params["pretrained"] is expected

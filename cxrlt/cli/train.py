@@ -62,6 +62,13 @@ def run(
     grad_clip: Annotated[
         float, typer.Option(help="Clip the gradient norm to this value; 0: off.")
     ] = _D.grad_clip,
+    post: Annotated[
+        str,
+        typer.Option(
+            help="After training, in order: post-training steps, then a calibrator, then a "
+            "threshold policy, e.g. 'crt,tta,temp-scale,f1-per-class'."
+        ),
+    ] = _D.post,
     select: Annotated[
         str, typer.Option(help="Keep the 'best' epoch by validation mAP, or the 'last'.")
     ] = _D.select,
@@ -107,6 +114,7 @@ def run(
         ema=ema,
         grad_clip=grad_clip,
         select=select,
+        post=post,
         device=device,
         out=out,
         overwrite=overwrite,

@@ -78,20 +78,24 @@ class CachedImages:
     decoded: int = 0
 
 
-def cache_folder(paths: Sequence[Path | str], size: int, *, letterbox: bool = False) -> Path:
+def cache_folder(
+    paths: Sequence[Path | str], size: int, *, letterbox: bool = False, part: str = ""
+) -> Path:
     """The cache folder of a data set at one size: one per image folder, not per list of paths.
 
     The key is the cache version, size, letterbox and the folder that holds all the images,
     so a changed list of images (rows added or removed) finds its old cache and reuses it.
+    ``part`` keeps lists that share a folder but not their images apart (the test images of
+    CXR-LT 2026 sit beside the training ones): each keeps its own cache.
     """
     parents = {os.path.dirname(os.path.abspath(os.fspath(p))) for p in paths}
     try:
         common = os.path.commonpath(sorted(parents)) if parents else ""
     except ValueError:  # paths on different drives (Windows)
         common = ""
-    key = json.dumps([CACHE_VERSION, int(size), bool(letterbox), common])
+    key = json.dumps([CACHE_VERSION, int(size), bool(letterbox), common, *([part] if part else [])])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    name = f"{size}px{'-letterbox' if letterbox else ''}-{digest}"
+    name = f"{size}px{'-letterbox' if letterbox else ''}{f'-{part}' if part else ''}-{digest}"
     return cache_dir() / "images" / name
 
 

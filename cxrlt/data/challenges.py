@@ -61,7 +61,8 @@ def _remove_listed(data: LabelledImages, removal: Path | None) -> LabelledImages
     return replace(trimmed, notes=(*trimmed.notes, note))
 
 
-def _test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
+def read_test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
+    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists."""
     if test_csv is None:
         return None
     frame = read_csv(test_csv, text_columns=[ID_COLUMN])
@@ -94,7 +95,7 @@ def cxr_lt_2026(
     data = _remove_listed(data, optional_file(folder, removal_csv))
     return replace(
         data,
-        test=_test_images(optional_file(folder, test_csv), root),
+        test=read_test_images(optional_file(folder, test_csv), root),
         zero_shot_classes=CXR_LT_2026_TASK2_CLASSES,
     )
 

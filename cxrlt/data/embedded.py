@@ -6,8 +6,10 @@ real loading path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from cxrlt.data.challenges import read_test_images
 from cxrlt.data.labels import CXR_LT_2026_CLASSES
 from cxrlt.data.synthetic import GENERATOR_VERSION, write_synthetic_cxr
 from cxrlt.data.table import LabelledImages, read_labelled_csv
@@ -15,10 +17,10 @@ from cxrlt.errors import CxrltError
 from cxrlt.io import cache_dir
 
 
-def synthetic_folder(n_images: int, size: int, imbalance: float, seed: int) -> Path:
+def synthetic_folder(n_images: int, size: int, imbalance: float, seed: int, n_test: int) -> Path:
     """The cache folder for one parameter set (the generator version is part of the key)."""
     key = f"v{GENERATOR_VERSION}-n{n_images}-px{size}-imb{imbalance:g}-seed{seed}"
-    return cache_dir() / "synthetic" / key
+    return cache_dir() / "synthetic" / (f"{key}-test{n_test}" if n_test else key)
 
 
 def synthetic_dataset(
@@ -28,20 +30,32 @@ def synthetic_dataset(
     size: int = 128,
     imbalance: float = 100.0,
     seed: int = 0,
+    n_test: int = 0,
 ) -> LabelledImages:
-    """Generate (first time only) and read the synthetic set; ``path`` replaces the cache."""
+    """Generate (first time only) and read the synthetic set; ``path`` replaces the cache.
+
+    ``n_test`` adds unlabelled test images (``test_task1.csv``, as in CXR-LT 2026), so the
+    submission path can be tried; their labels are kept in ``test_labels.csv`` beside it.
+    """
     for name, value, least in (
         ("n_images", n_images, 10),
         ("size", size, 16),
         ("imbalance", imbalance, 1),
+        ("n_test", n_test, 0),
     ):
         if value < least:
             raise CxrltError(
                 f"Parameter {name!r} of the dataset 'synthetic' must be at least "
                 f"{least}, got {value}."
             )
-    folder = Path(path) if path else synthetic_folder(n_images, size, imbalance, seed)
-    write_synthetic_cxr(folder, n_images=n_images, size=size, imbalance=imbalance, seed=seed)
-    return read_labelled_csv(
+    folder = Path(path) if path else synthetic_folder(n_images, size, imbalance, seed, n_test)
+    write_synthetic_cxr(
+        folder, n_images=n_images, size=size, imbalance=imbalance, seed=seed, n_test=n_test
+    )
+    data = read_labelled_csv(
         folder / "train.csv", folder / "images", CXR_LT_2026_CLASSES, name="synthetic"
+    )
+    test_csv = folder / "test_task1.csv"
+    return replace(
+        data, test=read_test_images(test_csv if test_csv.exists() else None, folder / "images")
     )

@@ -819,15 +819,34 @@ def _metadata(n_images: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(CXR_LT_2026_META_COLUMNS, columns, strict=True)))
 
 
-def _write_into(folder: Path, n_images: int, size: int, imbalance: float, seed: int) -> None:
+TEST_ANSWERS = "test_labels.csv"
+TEST_SEED_OFFSET = 2**40  # test images come from their own streams: new patients, new draws
+
+
+def _draw_table(
+    folder: Path, n_images: int, size: int, imbalance: float, seed: int
+) -> pd.DataFrame:
+    """Draw ``n_images`` labelled images into ``folder/images``; returns their table."""
     labels = sample_labels(n_images, imbalance=imbalance, seed=seed)
     table = _metadata(n_images, seed)
-    (folder / "images").mkdir()
     for i, (image_id, row) in enumerate(zip(table["ImageID"], labels, strict=True)):
         pixels = draw_chest(row, size, np.random.default_rng([_IMAGES, seed, i]))
         Image.fromarray(pixels).save(folder / "images" / image_id, compress_level=1)  # fast
     table[list(CXR_LT_2026_CLASSES)] = labels
-    table.to_csv(folder / "train.csv", index=False)
+    return table
+
+
+def _write_into(
+    folder: Path, n_images: int, size: int, imbalance: float, seed: int, n_test: int
+) -> None:
+    (folder / "images").mkdir()
+    _draw_table(folder, n_images, size, imbalance, seed).to_csv(folder / "train.csv", index=False)
+    if n_test:
+        test = _draw_table(folder, n_test, size, imbalance, seed + TEST_SEED_OFFSET)
+        test[["ImageID"]].to_csv(
+            folder / "test_task1.csv", index=False
+        )  # as the organisers ship it
+        test.to_csv(folder / TEST_ANSWERS, index=False)  # the key real test sets keep secret
 
 
 def write_synthetic_cxr(
@@ -837,13 +856,16 @@ def write_synthetic_cxr(
     size: int = 128,
     imbalance: float = 100.0,
     seed: int = 0,
+    n_test: int = 0,
 ) -> Path:
     """Generate into a temporary sibling folder, then rename it to `folder` (atomic: an
     interrupted run never leaves a half-written data set). Returns folder. If folder exists,
     returns it untouched.
 
     The folder holds ``train.csv`` (ImageID, StudyDate_DICOM, PatientID, then the 30 labels) and
-    ``images/<ImageID>``, 16-bit PNGs using 12 bits, like the real CXR-LT 2026 data.
+    ``images/<ImageID>``, 16-bit PNGs using 12 bits, like the real CXR-LT 2026 data; with
+    ``n_test`` also ``test_task1.csv`` (ImageID only, as the challenge ships it) and the answer
+    key ``test_labels.csv``.
     """
     folder = Path(folder)
     if folder.exists():
@@ -851,7 +873,7 @@ def write_synthetic_cxr(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        _write_into(tmp, n_images, size, imbalance, seed)
+        _write_into(tmp, n_images, size, imbalance, seed, n_test)
         try:
             tmp.rename(folder)
         except OSError:

@@ -5,7 +5,6 @@ Every file is written atomically, so an interrupted run leaves whole files or no
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,14 @@ import pandas as pd
 
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
-from cxrlt.io import atomic_path, write_json, write_with
+from cxrlt.io import atomic_path, read_json, write_json, write_with
 
 CONFIG = "config.json"
 LOG = "log.csv"
 WEIGHTS = "model.safetensors"
 LAST_WEIGHTS = "last.safetensors"
+CALIBRATION = "calibration.json"
+SUBMISSION = "submission.csv"
 PREDICTIONS = "valid_predictions.csv"
 METRICS = "metrics.json"
 PER_CLASS = "metrics_per_class.csv"
@@ -59,24 +60,31 @@ class RunDir:
         path = self.file(CONFIG)
         if not path.is_file():
             raise CxrltError(f"{self.path} holds no run ({CONFIG} is missing): check the path.")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise CxrltError(f"{path} is not valid JSON ({error}).") from None
+        return read_json(path)
+
+    def write_calibration(self, fitted: dict[str, Any]) -> Path:
+        """The fitted calibrator and threshold policy: specs and states, no pickles."""
+        return write_json(self.file(CALIBRATION), fitted)
 
     def write_predictions(
         self,
         image_ids: Sequence[str],
         classes: Sequence[str],
+        targets: np.ndarray,
         logits: np.ndarray,
         probs: np.ndarray,
+        calibrated: np.ndarray | None = None,
     ) -> Path:
-        """One row per validation image: its logits and probabilities, named per class."""
+        """One row per validation image: its labels, logits, the loss's probabilities and,
+        with a calibrator, the held-out calibrated ones, named per class (``target:Mass``)."""
+        blocks = {"target": targets.astype(np.int8), "logit": logits, "prob": probs}
+        if calibrated is not None:
+            blocks["calibrated"] = calibrated
         frame = pd.concat(
-            [
-                pd.DataFrame({"ImageID": list(image_ids)}),
-                pd.DataFrame(logits, columns=[f"logit:{c}" for c in classes]),
-                pd.DataFrame(probs, columns=[f"prob:{c}" for c in classes]),
+            [pd.DataFrame({"ImageID": list(image_ids)})]
+            + [
+                pd.DataFrame(values, columns=[f"{kind}:{c}" for c in classes])
+                for kind, values in blocks.items()
             ],
             axis=1,
         )
@@ -84,4 +92,7 @@ class RunDir:
 
     def write_metrics(self, report: Report) -> Path:
         write_with(self.file(PER_CLASS), lambda f: report.per_class.to_csv(f))
-        return write_json(self.file(METRICS), {**report.overall, "excluded": report.excluded})
+        summary = {**report.overall, "excluded": report.excluded}
+        if report.groups is not None:
+            summary["groups"] = report.groups.description
+        return write_json(self.file(METRICS), summary)

@@ -38,6 +38,13 @@ def loss_callbacks(loss_func: Any) -> list:
     return list(getattr(loss_func, "callbacks", list)())
 
 
+def build_model(arch: Resolved, head: Resolved, n_classes: int) -> CXRClassifier:
+    """Backbone and head from resolved specs, for greyscale input."""
+    backbone = arch.build(in_chans=1)
+    in_features = head_input_width(backbone, spatial=getattr(head.entry.load(), "spatial", False))
+    return CXRClassifier(backbone, head.build(in_features=in_features, n_classes=n_classes))
+
+
 def cxr_learner(
     dls: CXRDataLoaders,
     arch: str = "resnet18",
@@ -60,13 +67,7 @@ def cxr_learner(
         "head": resolve("heads", head),
         "loss": resolve("losses", loss),
     }
-    backbone = specs["arch"].build(in_chans=1)
-    in_features = head_input_width(
-        backbone, spatial=getattr(specs["head"].entry.load(), "spatial", False)
-    )
-    model = CXRClassifier(
-        backbone, specs["head"].build(in_features=in_features, n_classes=len(dls.classes))
-    )
+    model = build_model(specs["arch"], specs["head"], len(dls.classes))
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
     learner_kwargs.setdefault("metrics", [macro_ap_metric()])
     learner_kwargs["cbs"] = [*loss_callbacks(loss_func), *listify(learner_kwargs.get("cbs"))]

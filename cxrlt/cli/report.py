@@ -1,0 +1,99 @@
+"""``cxrlt report`` and ``cxrlt compare``: a finished run scored again, and runs side by side.
+
+Both read only the run directories (no model, no data set), and import pandas and matplotlib
+inside the commands so that ``cxrlt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.errors import CxrltError
+
+Groups = Annotated[
+    str,
+    typer.Option(help="Head/medium/tail rule: 'thirds' of the classes, or count 'bounds'."),
+]
+Bounds = Annotated[
+    str,
+    typer.Option(help="With --groups bounds: 'low,high' training positives (tail < low)."),
+]
+
+
+def parse_bounds(text: str) -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in text.split(","))
+    except ValueError:
+        raise CxrltError(f"--bounds takes two whole numbers 'low,high', got {text!r}.") from None
+    return low, high
+
+
+@app.command()
+@friendly_errors
+def report(
+    run: Annotated[Path, typer.Argument(help="Folder of a finished run.")],
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="PR curves of these classes, comma-separated (default: the 3 rarest "
+            "and 3 most frequent with validation positives)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the plots (default: RUN/plots).")
+    ] = None,
+    groups: Groups = "thirds",
+    bounds: Bounds = "100,1000",
+) -> None:
+    """Score a run again from its predictions: per-class table, group means and PNG plots."""
+    from cxrlt.outputs import plots
+    from cxrlt.outputs.report import print_report, read_run
+
+    results = read_run(run)
+    grouping = {"groups": groups, "bounds": parse_bounds(bounds)}
+    reports = {kind: results.evaluate(kind, **grouping) for kind in results.probs}
+    main = reports["prob"]
+    print_report(console, main, results.train_counts, calibrated=reports.get("calibrated"))
+    chosen = [c.strip() for c in classes.split(",")] if classes else None
+    chosen = plots.curve_classes(main.per_class, results.train_counts, chosen)
+    folder = out or run / "plots"
+    written = [
+        plots.ap_by_train_count(
+            main.per_class, results.train_counts, folder / "ap_by_train_count.png", main.groups
+        ),
+        plots.precision_recall_curves(
+            results.targets,
+            results.logits,
+            main.per_class,
+            chosen,
+            results.train_counts,
+            folder / "precision_recall.png",
+        ),
+        plots.reliability_diagram(results.probs, results.targets, folder / "reliability.png"),
+    ]
+    console.print(f"Plots written to {folder}: {', '.join(p.name for p in written)}")
+
+
+@app.command()
+@friendly_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Folders of finished runs.")],
+    out: Annotated[
+        Path, typer.Option(help="Write OUT.csv and OUT.md (a path without suffix).")
+    ] = Path("comparison"),
+    groups: Groups = "thirds",
+    bounds: Bounds = "100,1000",
+) -> None:
+    """Runs side by side: settings, mAP, mAUC, mF1, ECE and head/medium/tail mAP."""
+    from cxrlt.io import write_text, write_with
+    from cxrlt.outputs.report import compare_runs, comparison_markdown, print_comparison
+
+    frame, notes = compare_runs(runs, groups=groups, bounds=parse_bounds(bounds))
+    print_comparison(console, frame, notes)
+    csv = write_with(out.with_name(out.name + ".csv"), lambda f: frame.to_csv(f, index=False))
+    md = write_text(out.with_name(out.name + ".md"), comparison_markdown(frame, notes))
+    console.print(f"Written {csv} and {md}")

@@ -1,0 +1,135 @@
+"""Predictions of a finished run on new images: the model rebuilt from the run directory.
+
+A run directory holds weights and specs, no pickled code. The model is rebuilt from the specs
+(backbone, head, then the structural part of every post-training step), the weights are
+loaded, and logits become probabilities through the run's calibrator, or the loss's own
+activation when it has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cxrlt.errors import CxrltError
+from cxrlt.io import read_json
+from cxrlt.outputs.run_dir import CALIBRATION, WEIGHTS, RunDir
+from cxrlt.registry import resolve
+from cxrlt.spec import Spec, parse_spec
+
+
+@dataclass
+class TrainedRun:
+    """A finished run, ready to predict."""
+
+    path: Path
+    config: dict[str, Any]
+    model: nn.Module
+    loss: nn.Module
+    calibrator: Any  # a fitted Calibrator, or None
+    device: torch.device
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.config["data"]["classes"])
+
+    @property
+    def size(self) -> int:
+        return int(self.config["options"]["size"])
+
+    @property
+    def letterbox(self) -> bool:
+        return bool(self.config["options"]["letterbox"])
+
+    def logits(self, images: np.ndarray, bs: int = 64) -> np.ndarray:
+        """Logits for uint8 images of shape (N, H, W), in batches."""
+        return predict_logits(self.model, images, bs, self.device)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The run's probabilities: calibrated, or the loss's activation."""
+        if self.calibrator is not None:
+            return self.calibrator.transform(logits)
+        with torch.no_grad():
+            return self.loss.activation(torch.from_numpy(logits)).double().numpy()
+
+
+def decode_test_images(test: Any, size: int, *, letterbox: bool) -> np.ndarray:
+    """Decode the test images (ImageID, path) into the cache; any unreadable one stops it."""
+    from cxrlt.data.cache import cache_folder, prepare_images
+
+    paths = test["path"].tolist()
+    folder = cache_folder(paths, size, letterbox=letterbox, part="test")
+    cached = prepare_images(paths, size, letterbox=letterbox, folder=folder)
+    if cached.failures:
+        listed = ", ".join(
+            f"{test['ImageID'].iloc[i]} ({cached.failures[i]})" for i in sorted(cached.failures)[:5]
+        )
+        raise CxrltError(
+            f"{len(cached.failures)} of {len(test)} test images cannot be read: {listed}. "
+            "No submission was written: fix or replace the files, then predict again."
+        )
+    return cached.images
+
+
+def predict_logits(
+    model: nn.Module, images: np.ndarray, bs: int, device: torch.device
+) -> np.ndarray:
+    """Run ``model`` over uint8 (N, H, W) images in evaluation mode."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), bs):
+            batch = torch.from_numpy(np.array(images[start : start + bs]))  # off the memmap
+            batch = batch.unsqueeze(1).to(device).float().div_(255)
+            out.append(model(batch).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _backbone_without_weights(spec: str) -> Any:
+    """The run's backbone spec, minus pretrained or file weights: the run's own are loaded."""
+    arch = parse_spec(spec)
+    params = {key: value for key, value in arch.params.items() if key != "weights"}
+    if "pretrained" in resolve("backbones", arch).entry.params():
+        params["pretrained"] = False
+    return resolve("backbones", Spec(arch.name, params))
+
+
+def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun:
+    """Rebuild a complete run's model, loss and calibrator from its directory."""
+    from safetensors.torch import load_model
+
+    from cxrlt.calibration.calibrators import calibrator_from_state
+    from cxrlt.post import rebuild
+    from cxrlt.training.learner import build_model
+
+    run_dir = RunDir(path, check=False)
+    config = run_dir.read_config()
+    if config.get("status") != "complete" or not run_dir.file(WEIGHTS).is_file():
+        raise CxrltError(
+            f"{run_dir.path} is not a complete run (no {WEIGHTS}, or it never finished): "
+            f"finish it with `cxrlt run --resume {run_dir.path}`, or pick another run."
+        )
+    specs, data = config["specs"], config["data"]
+    model = build_model(
+        _backbone_without_weights(specs["arch"]["spec"]),
+        resolve("heads", specs["head"]["spec"]),
+        len(data["classes"]),
+    )
+    model = rebuild(model, [step["spec"] for step in config.get("post", [])], data["classes"])
+    load_model(model, str(run_dir.file(WEIGHTS)))
+    device = torch.device(device)
+    loss = resolve("losses", specs["loss"]["spec"]).build(
+        class_counts=data["train_counts"], n_items=data["n_train"]
+    )
+    calibration = run_dir.file(CALIBRATION)
+    calibrator = None
+    if calibration.is_file():
+        saved = read_json(calibration).get("calibrator")
+        if saved:
+            calibrator = calibrator_from_state(saved["spec"], saved["state"])
+    return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, device)

@@ -1,0 +1,218 @@
+"""``cxrlt report`` and ``cxrlt compare`` on run directories written by hand (no training)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cxrlt.cli import app
+from cxrlt.evaluation.metrics import evaluate
+from cxrlt.outputs.report import compare_runs, read_run
+
+runner = CliRunner()
+CLASSES = [f"finding {i}" for i in range(8)]
+TRAIN_COUNTS = [5000, 2000, 900, 400, 150, 60, 20, 3]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_run(
+    path: Path,
+    *,
+    seed: int = 0,
+    loss: str = "bce",
+    calibrated: bool = False,
+    metrics: dict | None = None,
+    n_images: int = 300,
+) -> Path:
+    """A complete run directory as ``cxrlt run`` leaves it, with labels in ``target:`` columns.
+
+    The last class has no validation positive. ``metrics`` replaces metrics.json's contents
+    (by default: the mAP and mAUC only, as runs before ECE and the groups wrote).
+    """
+    rng = np.random.default_rng(seed)
+    prevalence = np.array([0.4, 0.3, 0.2, 0.1, 0.08, 0.05, 0.03, 0.0])
+    targets = (rng.random((n_images, len(CLASSES))) < prevalence).astype(int)
+    logits = np.round(rng.normal(size=targets.shape) + 2 * targets - 1, 1)  # ties on purpose
+    probs = 1 / (1 + np.exp(-logits))
+    columns = {"ImageID": [f"img{i}.png" for i in range(n_images)]}
+    tables = {"target": targets, "logit": logits, "prob": probs}
+    if calibrated:
+        tables["calibrated"] = 1 / (1 + np.exp(-logits / 2))
+    for prefix, values in tables.items():
+        columns |= {f"{prefix}:{c}": values[:, i] for i, c in enumerate(CLASSES)}
+    path.mkdir(parents=True)
+    pd.DataFrame(columns).to_csv(path / "valid_predictions.csv", index=False)
+    config = {
+        "status": "complete",
+        "options": {"loss": loss, "arch": "resnet18", "epochs": 4},
+        "specs": {"arch": {"name": "resnet18"}, "loss": {"name": loss}},
+        "data": {"classes": CLASSES, "train_counts": TRAIN_COUNTS},
+        "training": {"epochs_done": 4},
+    }
+    (path / "config.json").write_text(json.dumps(config))
+    metrics = {"mAP": 0.5 + seed / 10, "mAUC": 0.8} if metrics is None else metrics
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def invoke(*args: object):
+    """The CLI on a terminal wide enough for the whole table (rich wraps cells otherwise)."""
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+
+
+def test_read_run_gives_back_what_was_written(tmp_path):
+    results = read_run(make_run(tmp_path / "run", calibrated=True))
+    assert results.classes == CLASSES
+    assert list(results.train_counts) == TRAIN_COUNTS
+    assert results.targets.shape == results.logits.shape == (300, 8)
+    assert sorted(results.probs) == ["calibrated", "prob"]
+
+
+def test_report_prints_the_table_groups_and_bounds_and_writes_three_pngs(tmp_path):
+    run = make_run(tmp_path / "run", calibrated=True)
+    result = invoke("report", run, "--groups", "bounds", "--bounds", "100,1000")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "head > 1000 (2 classes); medium 100–1000 (3 classes); tail < 100 (3 classes)" in text
+    assert all(line in text for line in ("head mAP", "medium mAP", "tail mAP"))
+    assert "finding 7" in text and "Left out of the means" in text
+    assert "Calibrated probabilities" in text and "ECE calibrated" in text
+    results = read_run(run)
+    expected = evaluate(
+        results.probs["prob"], results.targets, CLASSES, scores=results.logits
+    ).overall
+    assert f"mAP {expected['mAP']:.3f}" in text and f"ECE {expected['ECE']:.3f}" in text
+    for name in ("ap_by_train_count", "precision_recall", "reliability"):
+        data = (run / "plots" / f"{name}.png").read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, name
+
+
+def test_report_writes_to_out_and_draws_the_chosen_classes(tmp_path):
+    run = make_run(tmp_path / "run")
+    result = invoke("report", run, "--classes", "finding 0, finding 6", "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / "precision_recall.png").stat().st_size > 5000
+    assert not (run / "plots").exists()
+
+
+@pytest.mark.parametrize(
+    "classes, fragment",
+    [("finding 0,nope", "Unknown class 'nope'"), ("finding 7", "No validation positives")],
+)
+def test_report_refuses_unknown_or_unscored_classes(tmp_path, classes, fragment):
+    result = invoke("report", make_run(tmp_path / "run"), "--classes", classes)
+    assert result.exit_code == 2
+    assert fragment in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("missing", ["config.json", "valid_predictions.csv"])
+def test_report_names_the_folder_and_the_missing_file(tmp_path, missing):
+    run = make_run(tmp_path / "run")
+    (run / missing).unlink()
+    result = invoke("report", run)
+    assert result.exit_code == 2
+    text = "".join(result.output.split())  # rich wraps long paths anywhere
+    assert f"{run}isnotacompleterun:{missing}ismissing".replace(" ", "") in text
+    assert "Traceback" not in result.output
+
+
+def test_report_names_missing_prediction_columns(tmp_path):
+    run = make_run(tmp_path / "run")
+    file = run / "valid_predictions.csv"
+    frame = pd.read_csv(file)
+    frame.drop(columns=[c for c in frame.columns if c.startswith("target:")]).to_csv(file)
+    result = invoke("report", run)
+    assert result.exit_code == 2
+    assert "lacks the columns target:finding 0" in " ".join(result.output.split())
+
+
+def test_report_refuses_bad_bounds(tmp_path):
+    result = invoke("report", make_run(tmp_path / "run"), "--groups", "bounds", "--bounds", "9")
+    assert result.exit_code == 2 and "--bounds takes two whole numbers" in result.output
+
+
+def test_compare_writes_csv_and_markdown_and_recomputes_what_metrics_lack(tmp_path):
+    full = {
+        "mAP": 0.61,
+        "mAUC": 0.9,
+        "mF1": 0.4,
+        "ECE": 0.05,
+        "mAP_head": 0.8,
+        "mAP_medium": 0.6,
+        "mAP_tail": 0.3,
+        "groups": "hand-written groups",
+    }
+    first = make_run(tmp_path / "a", metrics=full, loss="asl")
+    second = make_run(tmp_path / "b", seed=1, loss="ldam-drw")  # lacks ECE and the groups
+    out = tmp_path / "cmp" / "table"
+    result = invoke("compare", first, second, "--out", out)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert table["run"].tolist() == ["a", "b"]
+    assert table["loss"].tolist() == ["asl", "ldam-drw"]
+    assert table.loc[0, ["mAP", "ECE", "mAP_tail"]].tolist() == [0.61, 0.05, 0.3]
+    assert table.loc[1, "mAP"] == 0.6  # from metrics.json, not recomputed
+    recomputed = read_run(second).evaluate().overall
+    assert table.loc[1, "ECE"] == pytest.approx(recomputed["ECE"])
+    assert table.loc[1, "mAP_head"] == pytest.approx(recomputed["mAP_head"])
+    assert "equal thirds" in table.loc[1, "groups"]
+    markdown = out.with_suffix(".md").read_text()
+    assert "| run | loss | arch | epochs | mAP |" in markdown
+    assert "| a | asl | resnet18 | 4 | 0.610 |" in markdown
+    assert "Groups of a: hand-written groups" in markdown
+    assert "ldam-drw" in result.output
+
+
+def test_compare_notes_metrics_it_cannot_recompute(tmp_path):
+    run = make_run(tmp_path / "old")
+    (run / "valid_predictions.csv").unlink()
+    frame, notes = compare_runs([run])
+    assert np.isnan(frame.loc[0, "ECE"]) and frame.loc[0, "mAP"] == 0.5
+    assert len(notes) == 1 and notes[0].startswith("old: mF1, ECE") and "missing" in notes[0]
+
+
+def test_compare_names_the_run_without_metrics(tmp_path):
+    good = make_run(tmp_path / "good")
+    bad = make_run(tmp_path / "bad")
+    (bad / "metrics.json").unlink()
+    result = invoke("compare", good, bad, "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    text = "".join(result.output.split())
+    assert f"{bad}isnotacompleterun:metrics.jsonismissing" in text
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_same_folder_names_are_told_apart_by_their_paths(tmp_path):
+    runs = [make_run(tmp_path / side / "run") for side in ("left", "right")]
+    frame, _ = compare_runs(runs)
+    assert frame["run"].tolist() == [str(r) for r in runs]
+
+
+def test_help_does_not_import_matplotlib_or_torch():
+    code = (
+        "import sys\nsys.argv = ['cxrlt', 'report', '--help']\nfrom cxrlt.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', [m for m in ('matplotlib', 'torch') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Score a run again" in out.stdout
+    assert out.stdout.strip().endswith("LOADED []")
+
+
+def test_report_of_a_path_that_is_no_folder(tmp_path):
+    result = invoke("report", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "is not a folder" in result.output
+
+
+def test_compare_refuses_a_broken_metrics_file(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "metrics.json").write_text("{mAP: ")
+    result = invoke("compare", run, "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "cannot be read as JSON" in " ".join(result.output.split())
