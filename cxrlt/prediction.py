@@ -133,3 +133,60 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
         if saved:
             calibrator = calibrator_from_state(saved["spec"], saved["state"])
     return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, device)
+
+
+def predict_submission(
+    run: Path | str,
+    out: Path | str,
+    *,
+    dataset: str | None = None,
+    data: str | None = None,
+    bs: int = 64,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Write the challenge file for a data set's test images with a finished run (or an
+    ensemble of runs, each member predicting and the results merged as the ensemble says).
+
+    ``dataset`` and ``data`` default to the run's own; the format follows the data set and the
+    run's classes, and the file is validated (every test image once, official columns,
+    probabilities in [0, 1]) before it is written.
+    """
+    from cxrlt.outputs.submission import (
+        build_submission,
+        submission_for_dataset,
+        write_submission,
+    )
+
+    config = RunDir(run, check=False).read_config()
+    dataset = dataset or config["options"]["dataset"]
+    data = data if data is not None else config["options"].get("data")
+    images_set = resolve("datasets", dataset).build(path=data)
+    if images_set.test is None:
+        raise CxrltError(
+            f"The data set {dataset!r}{f' at {data}' if data else ''} has no test images "
+            "(for CXR-LT 2026: test_task1.csv beside train.csv): nothing to predict."
+        )
+    probs = _test_probabilities(Path(run), config, images_set.test, bs, device)
+    ids = images_set.test["ImageID"].tolist()
+    classes = config["data"]["classes"]
+    fmt = submission_for_dataset(images_set.name, classes)
+    return write_submission(out, build_submission(fmt, ids, probs, classes), fmt, ids)
+
+
+def _test_probabilities(
+    run: Path, config: dict[str, Any], test: Any, bs: int, device: torch.device | str
+) -> np.ndarray:
+    if "ensemble" in config:
+        from cxrlt.ensemble import merge_probabilities
+
+        ensemble = config["ensemble"]
+        members = [
+            _test_probabilities(
+                Path(member), RunDir(member, check=False).read_config(), test, bs, device
+            )
+            for member in ensemble["members"]
+        ]
+        return merge_probabilities(members, ensemble["weights"], ensemble["merge"])[0]
+    trained = load_run(run, device)
+    images = decode_test_images(test, trained.size, letterbox=trained.letterbox)
+    return trained.probabilities(trained.logits(images, bs))

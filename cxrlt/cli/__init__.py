@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from cxrlt.cli import catalog, prepare, report, train  # noqa: F401 - importing registers the commands
+from cxrlt.cli import (  # noqa: F401 - importing registers the commands
+    catalog,
+    ensemble,
+    predict,
+    prepare,
+    report,
+    train,
+)
 from cxrlt.cli.app import app, err_console, friendly_errors
 from cxrlt.errors import CxrltError
 

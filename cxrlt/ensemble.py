@@ -1,0 +1,140 @@
+"""Ensembles: several finished runs averaged into a new run directory that behaves like any.
+
+Members must share the validation split (same images, classes and labels), which runs with
+the same data set, ``--valid-frac`` and ``--seed`` do. Each member contributes its final
+probabilities (calibrated when it has a calibrator), merged as a weighted mean of logits
+(default: a geometric-style mean that keeps a confident member's say) or of probabilities.
+The ensemble's ``cxrlt predict`` predicts with every member and merges the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxrlt import __version__
+from cxrlt.errors import CxrltError
+from cxrlt.evaluation.metrics import Report, evaluate
+from cxrlt.outputs.run_dir import PREDICTIONS, SUBMISSION, RunDir
+
+MERGES = ("logit", "prob")
+_EPS = 1e-12  # probabilities of exactly 0 or 1 get a finite logit
+
+
+def logit(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def merge_probabilities(
+    members: Sequence[np.ndarray], weights: Sequence[float], merge: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted merge of the members' probabilities: (probabilities, logits)."""
+    w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    if merge == "logit":
+        z = sum(wi * logit(p) for wi, p in zip(w, members, strict=True))
+        return 1 / (1 + np.exp(-z)), z
+    p = sum(wi * np.asarray(p, dtype=np.float64) for wi, p in zip(w, members, strict=True))
+    return p, logit(p)
+
+
+def check_weights(weights: Sequence[float] | None, n_runs: int) -> list[float]:
+    if weights is None:
+        return [1.0] * n_runs
+    if len(weights) != n_runs or any(w < 0 for w in weights) or not sum(weights) > 0:
+        raise CxrltError(
+            f"--weights needs {n_runs} non-negative numbers, one per run, not all zero; "
+            f"got {list(weights)}."
+        )
+    return list(weights)
+
+
+def _member(path: Path) -> tuple[Any, pd.Series]:
+    from cxrlt.outputs.report import read_run
+
+    results = read_run(path)
+    ids = pd.read_csv(path / PREDICTIONS, usecols=["ImageID"])["ImageID"].astype(str)
+    return results, ids
+
+
+def ensemble_runs(
+    runs: Sequence[Path | str],
+    out: Path | str,
+    *,
+    merge: str = "logit",
+    weights: Sequence[float] | None = None,
+    overwrite: bool = False,
+) -> tuple[RunDir, Report]:
+    """Average ``runs`` into the run directory ``out``; returns it and its report."""
+    if len(runs) < 2:
+        raise CxrltError("An ensemble needs at least two runs.")
+    if merge not in MERGES:
+        raise CxrltError(f"--merge {merge!r} is not one of {', '.join(MERGES)}.")
+    weights = check_weights(weights, len(runs))
+    members = [_member(Path(run)) for run in runs]
+    first, first_ids = members[0]
+    for (results, ids), run in zip(members[1:], runs[1:], strict=True):
+        if results.classes != first.classes:
+            raise CxrltError(f"{run} predicts other classes than {runs[0]}: they cannot be merged.")
+        if not ids.equals(first_ids) or not np.array_equal(results.targets, first.targets):
+            raise CxrltError(
+                f"{run} was validated on other images than {runs[0]}: an ensemble needs the "
+                "same split (same data set, --valid-frac and --seed)."
+            )
+    finals = [r.probs.get("calibrated", r.probs["prob"]) for r, _ in members]
+    probs, logits = merge_probabilities(finals, weights, merge)
+    report = evaluate(
+        probs, first.targets, first.classes, scores=logits, train_counts=first.train_counts
+    )
+    run_dir = RunDir(out, overwrite=overwrite)
+    run_dir.write_predictions(first_ids.tolist(), first.classes, first.targets, logits, probs)
+    run_dir.write_metrics(report)
+    described = {"members": [str(Path(run)) for run in runs], "merge": merge, "weights": weights}
+    _merge_submissions([Path(run) for run in runs], weights, merge, first, run_dir)
+    run_dir.write_config(
+        {
+            "cxrlt_version": __version__,
+            "created": dt.datetime.now().isoformat(timespec="seconds"),
+            "status": "complete",
+            "ensemble": described,
+            "options": {**first.config["options"], "loss": "ensemble", "arch": "ensemble"},
+            "data": first.config["data"],
+        }
+    )
+    return run_dir, report
+
+
+def _merge_submissions(
+    runs: list[Path], weights: list[float], merge: str, first: Any, run_dir: RunDir
+) -> None:
+    """Merge the members' submissions when every member wrote one for the same images."""
+    from cxrlt.outputs.submission import build_submission, write_submission
+
+    files = [run / SUBMISSION for run in runs]
+    if not all(file.is_file() for file in files):
+        return
+    frames = [pd.read_csv(file, dtype={0: str}) for file in files]
+    ids = frames[0].iloc[:, 0]
+    if any(not f.columns.equals(frames[0].columns) or not f.iloc[:, 0].equals(ids) for f in frames):
+        raise CxrltError(
+            "The members' submission.csv files list different images or columns: predict "
+            "them again on the same test set, or leave the submission out."
+        )
+    probs, _ = merge_probabilities([f.iloc[:, 1:].to_numpy() for f in frames], weights, merge)
+    fmt = dataset_submission_format(first.config)
+    frame = build_submission(fmt, ids.tolist(), probs, list(frames[0].columns[1:]))
+    write_submission(run_dir.file(SUBMISSION), frame, fmt, ids.tolist())
+
+
+def dataset_submission_format(config: dict[str, Any]) -> Any:
+    """The submission format of a run's data set and classes."""
+    from cxrlt.outputs.submission import submission_for_dataset
+    from cxrlt.registry import resolve
+
+    dataset = resolve("datasets", config["options"]["dataset"]).entry.name
+    return submission_for_dataset(dataset, config["data"]["classes"])
