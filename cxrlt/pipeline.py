@@ -217,9 +217,8 @@ def run(
         run_dir.write_config(_config(options, specs, post, dls, device, status="training"))
     learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
     checksums = distributed.gather_checksums(learn.model)
-    if not main:  # done: no barrier, which could time out while rank 0 evaluates
-        distributed.cleanup()
-        return run_dir, None
+    if not main:  # done; no barrier (it could time out while rank 0 evaluates) and no
+        return run_dir, None  # teardown (destroying the group under rank 0 can abort it)
     report = _evaluate_and_write(options, specs, post, learn, epochs, dls, run_dir, console)
     config = _config(options, specs, post, dls, device, status="complete", training=epochs)
     if len(checksums) > 1:  # every rank's weights, to show they agree
