@@ -370,6 +370,7 @@ def _evaluate_and_write(
         logits,
         activation(logits),
         calibrated=fitted.probs if fitted.calibrator is not None else None,
+        predicted=fitted.probs >= fitted.thresholds,
     )
     run_dir.write_weights(learn.model)
     run_dir.write_metrics(report)

@@ -48,3 +48,19 @@ def test_training_speed_benchmark_runs_its_cpu_variants(tmp_path):
     assert [row["variant"] for row in figures["runs"]] == ["fp32", "fp32 + EMA + clip"]
     assert all(row["seconds"] > 0 and 0 <= row["mAP"] <= 1 for row in figures["runs"])
     assert "| fp32 | 1.00 |" in figures["table"]
+
+
+def test_post_training_benchmark_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "post_training.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "post_training.json").read_text())["rows"]
+    assert [row["post"] for row in rows] == [
+        "(none)",
+        "crt,tta:scales=[0.9,1.1],temp-scale,f1-per-class",
+    ]
+    assert all(0 <= row["mAP"] <= 1 for row in rows)

@@ -150,3 +150,18 @@ def test_the_founding_command_runs_with_convnext_large_itself(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["specs"]["arch"]["name"] == "convnext_large" and config["status"] == "complete"
     assert len(pd.read_csv(out / "submission.csv")) == 8
+
+
+def test_binary_predictions_follow_the_held_out_thresholds(runs):
+    predictions = pd.read_csv(runs / "ldam" / "valid_predictions.csv")
+    calibrated = predictions[[f"calibrated:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
+    predicted = predictions[[f"predicted:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
+    assert set(np.unique(predicted)) <= {0, 1}
+    per_class = pd.read_csv(runs / "ldam" / "metrics_per_class.csv", index_col="class")
+    targets = predictions[[f"target:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
+    from sklearn.metrics import f1_score
+
+    scored = per_class["n_pos"].to_numpy() > 0
+    f1 = [f1_score(targets[:, c], predicted[:, c]) for c in np.flatnonzero(scored)]
+    assert per_class["F1"].to_numpy()[scored] == pytest.approx(f1)
+    assert calibrated.shape == predicted.shape

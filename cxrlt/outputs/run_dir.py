@@ -74,12 +74,16 @@ class RunDir:
         logits: np.ndarray,
         probs: np.ndarray,
         calibrated: np.ndarray | None = None,
+        predicted: np.ndarray | None = None,
     ) -> Path:
-        """One row per validation image: its labels, logits, the loss's probabilities and,
-        with a calibrator, the held-out calibrated ones, named per class (``target:Mass``)."""
+        """One row per validation image: its labels, logits, the loss's probabilities, with a
+        calibrator the held-out calibrated ones, and the binary predictions of the threshold
+        policy, named per class (``target:Mass``, ``predicted:Mass``)."""
         blocks = {"target": targets.astype(np.int8), "logit": logits, "prob": probs}
         if calibrated is not None:
             blocks["calibrated"] = calibrated
+        if predicted is not None:
+            blocks["predicted"] = predicted.astype(np.int8)
         frame = pd.concat(
             [pd.DataFrame({"ImageID": list(image_ids)})]
             + [
