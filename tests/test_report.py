@@ -216,3 +216,22 @@ def test_compare_refuses_a_broken_metrics_file(tmp_path):
     (run / "metrics.json").write_text("{mAP: ")
     result = invoke("compare", run, "--out", tmp_path / "x")
     assert result.exit_code == 2 and "cannot be read as JSON" in " ".join(result.output.split())
+
+
+def test_f1_of_the_final_probabilities_uses_the_runs_own_predictions(tmp_path):
+    from sklearn.metrics import f1_score
+
+    from cxrlt.outputs.report import read_run
+
+    run = make_run(tmp_path / "run", calibrated=True)
+    frame = pd.read_csv(run / "valid_predictions.csv")
+    predicted = (frame[[f"calibrated:{c}" for c in CLASSES]].to_numpy() > 0.3).astype(int)
+    for i, c in enumerate(CLASSES):
+        frame[f"predicted:{c}"] = predicted[:, i]
+    frame.to_csv(run / "valid_predictions.csv", index=False)
+    results = read_run(run)
+    report = results.evaluate("calibrated")
+    targets = frame[[f"target:{c}" for c in CLASSES]].to_numpy()
+    expected = [f1_score(targets[:, i], predicted[:, i]) for i in range(len(CLASSES) - 1)]
+    assert report.per_class["F1"].iloc[:-1].tolist() == pytest.approx(expected)
+    assert results.evaluate("prob").per_class["threshold"].eq(0.5).all()

@@ -180,6 +180,7 @@ def evaluate(
     train_counts: Sequence[int] | None = None,
     groups: str = "thirds",
     bounds: tuple[int, int] = (100, 1000),
+    predicted: np.ndarray | None = None,
 ) -> Report:
     """mAP, mAUC, mF1 and ECE, per class and overall, plus mAP's chance level (mean prevalence).
 
@@ -187,10 +188,18 @@ def evaluate(
     confident predictions saturate to exactly 1.0 in float32 and the ties change AP. F1 uses
     ``probs >= threshold``, one threshold for all classes or one per class. With
     ``train_counts``, classes are grouped by ``frequency_groups(method=groups, bounds=bounds)``
-    and the overall dict gains ``mAP_head`` ... ``mF1_tail``.
+    and the overall dict gains ``mAP_head`` ... ``mF1_tail``. ``predicted`` (0/1, the shape of
+    ``probs``) gives F1 from binary predictions made elsewhere (a run's threshold policy)
+    instead of a threshold.
     """
     probs, targets, scores = _checked(probs, targets, classes, scores)
     thresholds = _thresholds(threshold, probs.shape)
+    if predicted is not None:
+        if np.shape(predicted) != probs.shape:
+            raise CxrltError(
+                f"predicted has shape {np.shape(predicted)}, the probabilities {probs.shape}"
+            )
+        thresholds = np.full(len(classes), np.nan)
     n_pos = targets.sum(axis=0)
     has_pos = n_pos > 0
     ap = np.full(len(classes), np.nan)
@@ -206,7 +215,12 @@ def evaluate(
             "threshold": thresholds if thresholds.ndim == 1 else thresholds.mean(axis=0),
             "AP": ap,
             "AUC": auc,
-            "F1": _f1(probs, targets.astype(bool), thresholds, has_pos),
+            "F1": _f1(
+                probs if predicted is None else np.asarray(predicted, dtype=float),
+                targets.astype(bool),
+                thresholds if predicted is None else 0.5,
+                has_pos,
+            ),
             "ECE": _ece(*bins),
         },
         index=pd.Index(list(classes), name="class"),

@@ -25,7 +25,7 @@ from cxrlt.evaluation.metrics import Report, evaluate
 from cxrlt.io import read_json
 from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, RunDir
 
-TARGET, LOGIT = "target", "logit"
+TARGET, LOGIT, PREDICTED = "target", "logit", "predicted"
 PROBABILITIES = ("prob", "calibrated")  # the second only when a calibrator wrote it
 SETTINGS = ("run", "loss", "arch", "epochs")
 COMPARED = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
@@ -54,8 +54,11 @@ def print_data_summary(console: Console, dls: Any) -> None:
 
 
 def _threshold_label(report: Report) -> str:
-    thresholds = report.per_class["threshold"].unique()
-    return f"@{thresholds[0]:g}" if len(thresholds) == 1 else " (per-class thresholds)"
+    thresholds = report.per_class["threshold"]
+    if thresholds.isna().all():
+        return " (the run's thresholds)"
+    unique = thresholds.unique()
+    return f"@{unique[0]:g}" if len(unique) == 1 else " (per-class thresholds)"
 
 
 def print_report(
@@ -122,15 +125,26 @@ class RunResults:
     targets: np.ndarray
     logits: np.ndarray
     probs: dict[str, np.ndarray]  # "prob", and "calibrated" when the run has those columns
+    predicted: np.ndarray | None = None  # the run's 0/1 predictions, from its final probabilities
+
+    @property
+    def final(self) -> str:
+        """The kind of probabilities the run's predictions come from."""
+        return "calibrated" if "calibrated" in self.probs else "prob"
 
     def evaluate(self, kind: str = "prob", **grouping: Any) -> Report:
-        """The report of one kind of probabilities; ``grouping``: evaluate's groups, bounds."""
+        """The report of one kind of probabilities; ``grouping``: evaluate's groups, bounds.
+
+        F1 of the run's final probabilities uses the run's own binary predictions (its
+        threshold policy, held out), others the threshold 0.5.
+        """
         return evaluate(
             self.probs[kind],
             self.targets,
             self.classes,
             scores=self.logits,
             train_counts=self.train_counts,
+            predicted=self.predicted if kind == self.final else None,
             **grouping,
         )
 
@@ -172,6 +186,9 @@ def read_run(path: Path | str) -> RunResults:
         targets=_columns(frame, TARGET, classes, file),
         logits=_columns(frame, LOGIT, classes, file),
         probs={kind: _columns(frame, kind, classes, file) for kind in kinds},
+        predicted=_columns(frame, PREDICTED, classes, file)
+        if frame.columns.str.startswith(f"{PREDICTED}:").any()
+        else None,
     )
 
 
