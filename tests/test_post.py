@@ -59,7 +59,7 @@ def logits(model: torch.nn.Module, dls) -> torch.Tensor:
 
 def test_steps_are_registered():
     names = {entry.name for entry in registry("post").entries}
-    assert names == {"crt", "lws", "tau-norm", "tta", "normal-gating"}
+    assert names == {"crt", "lws", "tau-norm", "tta", "normal-gating", "ema"}
     assert resolve("post", "tta:scales=[0.8]").params == {
         "flip": False,
         "scales": [0.8],
@@ -220,3 +220,25 @@ def test_post_runs_steps_in_order_and_records_them(dls, trained):
     assert [s.entry.name for s in learn.post_steps] == ["crt", "tta"]
     post(learn, "")
     assert len(learn.post_steps) == 2
+
+
+def test_ema_ends_with_the_average_of_a_short_fine_tune(dls, trained, monkeypatch):
+    from cxrlt.post.averaging import WeightAveragingStep
+    from cxrlt.training.averaging import WeightAveraging
+
+    learn = learner(dls, trained)
+    seen = {}
+    original = WeightAveraging.after_fit
+
+    def keep_average(self):  # the average the callback hands over, before it does
+        seen["average"] = {k: v.clone() for k, v in self.average.module.state_dict().items()}
+        original(self)
+
+    monkeypatch.setattr(WeightAveraging, "after_fit", keep_average)
+    post(learn, "ema:epochs=1,lr=0.01,decay=0.5")
+    state = learn.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in seen["average"].items())
+    assert any(not torch.equal(state[k], trained[k]) for k in trained)
+    assert [str(step.spec) for step in learn.post_steps] == ["ema:epochs=1,lr=0.01,decay=0.5"]
+    with pytest.raises(ValueError, match="decay"):
+        WeightAveragingStep(decay=1.0)

@@ -24,6 +24,11 @@ _STEPS = (
         "Average logits (or probabilities) over rescaled and optionally flipped views.",
     ),
     (
+        "ema",
+        "averaging:WeightAveragingStep",
+        "A few epochs more at a low rate, keeping the weights' moving average (timm's EMA).",
+    ),
+    (
         "normal-gating",
         "normal_gating:NormalGating",
         "Findings' p_c times (1 - p_Normal)^alpha (CXR-LT 2026 winner).",

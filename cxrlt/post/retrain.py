@@ -38,6 +38,7 @@ def retrain(
     sampler: Resolved,
     epochs: int,
     lr: float,
+    callbacks: Sequence[Callback] = (),
 ) -> None:
     """Train ``params`` alone for ``epochs`` (one cycle up to ``lr``), with the train loader
     drawing by ``sampler`` and a fresh optimiser; afterwards the loader's sampler and epoch
@@ -56,7 +57,7 @@ def retrain(
             p.requires_grad_(id(p) in trainable)
         loader.sampler = sampler.build(labels=loader.dataset.targets.numpy())
         learn.opt = learn.opt_func(list(params), lr=lr)
-        learn.fit_one_cycle(epochs, lr, cbs=[EvalExcept(train_modules)])
+        learn.fit_one_cycle(epochs, lr, cbs=[EvalExcept(train_modules), *callbacks])
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
