@@ -39,7 +39,9 @@ def register_heads(register):
 
 @hookspec
 def register_post(register):
-    """Post-training steps (cRT, TTA, normal gating, ...), run in the order given."""
+    """Post-training steps (cRT, TTA, normal gating, ...), run in the order given. Target:
+    ``f(**params)`` returning a ``cxrlt.post.PostStep`` (``wrap`` the model's structure,
+    ``fit`` its values into the state_dict, so prediction can rebuild it)."""
 
 
 @hookspec

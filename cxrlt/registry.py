@@ -41,7 +41,7 @@ KINDS: dict[str, Kind] = {
         Kind("samplers", "sampler", ("labels",)),
         Kind("backbones", "backbone", ("in_chans",)),
         Kind("heads", "head", ("in_features", "n_classes")),
-        Kind("post", "post-training step", ("learn",)),
+        Kind("post", "post-training step"),
         Kind("calibrators", "calibrator"),
         Kind("thresholds", "threshold policy"),
         Kind("datasets", "dataset", ("path",)),
