@@ -10,6 +10,7 @@ The ensemble's ``cxrlt predict`` predicts with every member and merges the same 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,8 @@ def merge_probabilities(
 def check_weights(weights: Sequence[float] | None, n_runs: int) -> list[float]:
     if weights is None:
         return [1.0] * n_runs
-    if len(weights) != n_runs or any(w < 0 for w in weights) or not sum(weights) > 0:
+    finite = all(math.isfinite(w) and w >= 0 for w in weights)
+    if len(weights) != n_runs or not finite or not sum(weights) > 0:
         raise CxrltError(
             f"--weights needs {n_runs} non-negative numbers, one per run, not all zero; "
             f"got {list(weights)}."
@@ -94,7 +96,8 @@ def ensemble_runs(
     run_dir = RunDir(out, overwrite=overwrite)
     run_dir.write_predictions(first_ids.tolist(), first.classes, first.targets, logits, probs)
     run_dir.write_metrics(report)
-    described = {"members": [str(Path(run)) for run in runs], "merge": merge, "weights": weights}
+    members_at = [str(Path(run).resolve()) for run in runs]  # predict works from anywhere
+    described = {"members": members_at, "merge": merge, "weights": weights}
     _merge_submissions([Path(run) for run in runs], weights, merge, first, run_dir)
     run_dir.write_config(
         {

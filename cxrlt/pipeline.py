@@ -216,15 +216,26 @@ def run(
             run_dir.write_table("skipped.csv", dls.skipped)
         run_dir.write_config(_config(options, specs, post, dls, device, status="training"))
     learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
+    if main:
+        _keep_selected_epoch(options, learn, epochs, run_dir, console)
+    if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
+        import cxrlt.post  # noqa: F401 - adds Learner.post
+
+        console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
+        with distributed.distributed(learn, device):
+            learn.post(post)
     checksums = distributed.gather_checksums(learn.model)
-    if not main:  # done; no barrier (it could time out while rank 0 evaluates) and no
-        return run_dir, None  # teardown (destroying the group under rank 0 can abort it)
-    report = _evaluate_and_write(options, specs, post, learn, epochs, dls, run_dir, console)
+    if not main:
+        distributed.wait_for_every_rank_to_finish()
+        distributed.cleanup()
+        return run_dir, None
+    report = _evaluate_and_write(options, specs, learn, dls, run_dir, console)
     config = _config(options, specs, post, dls, device, status="complete", training=epochs)
     if len(checksums) > 1:  # every rank's weights, to show they agree
         config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
     run_dir.write_config(config)
     epochs.remove_files()
+    distributed.wait_for_every_rank_to_finish()
     distributed.cleanup()
     console.print(f"Run written to [bold]{run_dir.path}[/bold]")
     return run_dir, report
@@ -314,15 +325,13 @@ def _step_callbacks(options: RunOptions, device: Any) -> list:
 def _evaluate_and_write(
     options: RunOptions,
     specs: dict[str, Any],
-    post: list[Resolved],
     learn: Any,
-    epochs: Any,
     dls: Any,
     run_dir: Any,
     console: Console,
 ) -> Any:
-    """Keep the selected epoch, post-train, calibrate on held-out halves of the validation
-    split, evaluate, write the run's results, and a submission when there are test images."""
+    """Calibrate on held-out halves of the validation split, evaluate, write the run's
+    results, and a submission when there are test images."""
     import torch
 
     from cxrlt.calibration.held_out import fit_held_out
@@ -330,15 +339,10 @@ def _evaluate_and_write(
     from cxrlt.outputs.report import print_report
     from cxrlt.training.distributed import rank_local
 
-    _keep_selected_epoch(options, learn, epochs, run_dir, console)
-    if post:
-        import cxrlt.post  # noqa: F401 - adds Learner.post
-
-        console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
-        learn.post(post)
     with rank_local(learn):  # only this rank predicts: no gathering from the others
         logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
     logits, targets = logits.float().numpy(), targets.numpy()
+    run_dir.write_weights(learn.model)  # first: a calibration that fails keeps the model
 
     def activation(values: Any) -> Any:
         with torch.no_grad():
@@ -372,7 +376,6 @@ def _evaluate_and_write(
         calibrated=fitted.probs if fitted.calibrator is not None else None,
         predicted=fitted.probs >= fitted.thresholds,
     )
-    run_dir.write_weights(learn.model)
     run_dir.write_metrics(report)
     run_dir.write_calibration(_calibration_record(specs, fitted))
     print_report(console, report, dls.class_counts)

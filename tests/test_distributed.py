@@ -157,13 +157,15 @@ def test_two_cpu_ranks_train_one_model(tmp_path: Path) -> None:
 @needs_gloo
 @pytest.mark.slow
 def test_cxrlt_run_under_torchrun_trains_on_both_ranks_and_writes_the_run_once(tmp_path):
+    """Post-training that trains (cRT) runs data-parallel too, then rank 0 calibrates."""
     out = tmp_path / "run"
     args = ["--dataset", TINY_DATA, "--size", "32", "--epochs", "2", "--bs", "16"]
+    args += ["--post", "crt:epochs=1,temp-scale"]
     log = torchrun(tmp_path, "-m", "cxrlt", "run", *args, "--device", "cpu", "--out", str(out))
     config = json.loads((out / "config.json").read_text())
     checksums = config["distributed"]["weights_checksums"]
     assert config["distributed"]["world_size"] == 2 and len(set(checksums)) == 1
-    assert config["status"] == "complete"
+    assert config["status"] == "complete" and config["post"][0]["name"] == "crt"
     assert log.count("Run written to") == 1  # rank 1 prints nothing
     lines = (out / "log.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,") and [line[0] for line in lines[1:]] == ["0", "1"]

@@ -165,3 +165,16 @@ def test_binary_predictions_follow_the_held_out_thresholds(runs):
     f1 = [f1_score(targets[:, c], predicted[:, c]) for c in np.flatnonzero(scored)]
     assert per_class["F1"].to_numpy()[scored] == pytest.approx(f1)
     assert calibrated.shape == predicted.shape
+
+
+def test_the_rebuilt_model_gives_the_logits_the_run_evaluated(runs):
+    """Prediction-time rebuild (backbone, head, post steps, weights) equals the evaluated model."""
+    from cxrlt.data.loaders import cxr_dataloaders
+    from cxrlt.prediction import load_run
+
+    trained = load_run(runs / "ldam")
+    dls = cxr_dataloaders(DATA, size=32, bs=32, device="cpu")
+    images = np.stack([dls.valid.dataset[i][0].numpy() for i in range(len(dls.valid.dataset))])
+    saved = pd.read_csv(runs / "ldam" / "valid_predictions.csv")
+    expected = saved[[f"logit:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
+    assert np.allclose(trained.logits(images), expected, atol=1e-5)

@@ -28,6 +28,7 @@ SyncBatchNorm only runs on GPUs, so BatchNorm is converted only on CUDA (and put
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,7 +118,22 @@ def setup_device(device: torch.device | str) -> torch.device:
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://")
         _created_group = True
+    global _finish_group
+    _finish_group = dist.new_group(backend="gloo", timeout=FINISH_TIMEOUT)
     return device
+
+
+FINISH_TIMEOUT = datetime.timedelta(days=1)  # rank 0 may evaluate and write for a long time
+_finish_group: Any = None
+
+
+def wait_for_every_rank_to_finish() -> None:
+    """The last meeting of a run: ranks that are done wait here for the first to write the
+    run. Its own gloo group has a day's timeout, where NCCL's default would abort after ten
+    minutes; a rank that exits without waiting can tear the group down under the others."""
+    if world_size() <= 1 or _finish_group is None:
+        return
+    dist.barrier(group=_finish_group)
 
 
 def barrier() -> None:
