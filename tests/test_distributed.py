@@ -27,7 +27,7 @@ from cxrlt.training.distributed import (
     world_size,
 )
 from cxrlt.training.learner import cxr_learner
-from tests.conftest import TINY_DATA
+from tests.conftest import TINY_DATA, exploding_loss_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("distributed_script.py")
@@ -173,33 +173,9 @@ def test_cxrlt_run_under_torchrun_trains_on_both_ranks_and_writes_the_run_once(t
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.suffix == ".pt"]
 
 
-POISON_RANK_1 = """
-    import os
-    from fastai.callback.core import Callback
-    from cxrlt.hookspecs import hookimpl
-    from cxrlt.training.losses import BCELoss
-
-    class Poison(Callback):
-        def __init__(self, loss):
-            self.loss_module = loss
-
-        def before_epoch(self):
-            self.loss_module.poisoned = self.epoch >= 1 and os.environ["RANK"] == "1"
-
-    class RankOneExplodes(BCELoss):
-        poisoned = False
-
-        def elementwise(self, logits, targets):
-            loss = super().elementwise(logits, targets)
-            return loss * float("nan") if self.poisoned else loss
-
-        def callbacks(self):
-            return [Poison(self)]
-
-    @hookimpl
-    def register_losses(register):
-        register("explode-on-rank-1", f"{__name__}:RankOneExplodes")
-"""
+POISON_RANK_1 = exploding_loss_plugin(
+    "explode-on-rank-1", 'self.epoch >= 1 and os.environ["RANK"] == "1"'
+)
 
 
 @needs_gloo

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cxrlt import pipeline
 from cxrlt.cli import app
 from cxrlt.training.checkpoint import CHECKPOINT
-from tests.conftest import TINY_DATA
+from tests.conftest import TINY_DATA, exploding_loss_plugin
 
 RUN = ["--dataset", TINY_DATA, "--size", "32", "--bs", "32", "--seed", "5", "--lr", "5e-3"]
 RUN4 = [*RUN, "--epochs", "4"]
@@ -117,33 +117,7 @@ def test_a_reweighting_start_after_the_last_epoch_is_refused(tmp_path):
     assert "would never switch on" in flat(result)
 
 
-NAN_PLUGIN = """
-    import torch
-    from fastai.callback.core import Callback
-    from cxrlt.hookspecs import hookimpl
-    from cxrlt.training.losses import BCELoss
-
-    class Poison(Callback):
-        def __init__(self, loss):
-            self.loss_module = loss
-
-        def before_epoch(self):
-            self.loss_module.poisoned = self.epoch >= 1
-
-    class ExplodingLoss(BCELoss):
-        poisoned = False
-
-        def elementwise(self, logits, targets):
-            loss = super().elementwise(logits, targets)
-            return loss * float("nan") if self.poisoned else loss
-
-        def callbacks(self):
-            return [Poison(self)]
-
-    @hookimpl
-    def register_losses(register):
-        register("explode", f"{__name__}:ExplodingLoss")
-"""
+NAN_PLUGIN = exploding_loss_plugin("explode", "self.epoch >= 1")
 
 
 def test_a_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(
