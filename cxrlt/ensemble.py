@@ -116,7 +116,8 @@ def _merge_submissions(
     runs: list[Path], weights: list[float], merge: str, first: Any, run_dir: RunDir
 ) -> None:
     """Merge the members' submissions when every member wrote one for the same images."""
-    from cxrlt.outputs.submission import build_submission, write_submission
+    from cxrlt.outputs.submission import write_dataset_submission
+    from cxrlt.registry import resolve
 
     files = [run / SUBMISSION for run in runs]
     if not all(file.is_file() for file in files):
@@ -129,15 +130,6 @@ def _merge_submissions(
             "them again on the same test set, or leave the submission out."
         )
     probs, _ = merge_probabilities([f.iloc[:, 1:].to_numpy() for f in frames], weights, merge)
-    fmt = dataset_submission_format(first.config)
-    frame = build_submission(fmt, ids.tolist(), probs, list(frames[0].columns[1:]))
-    write_submission(run_dir.file(SUBMISSION), frame, fmt, ids.tolist())
-
-
-def dataset_submission_format(config: dict[str, Any]) -> Any:
-    """The submission format of a run's data set and classes."""
-    from cxrlt.outputs.submission import submission_for_dataset
-    from cxrlt.registry import resolve
-
-    dataset = resolve("datasets", config["options"]["dataset"]).entry.name
-    return submission_for_dataset(dataset, config["data"]["classes"])
+    dataset = resolve("datasets", first.config["options"]["dataset"]).entry.name
+    classes = list(frames[0].columns[1:])
+    write_dataset_submission(run_dir.file(SUBMISSION), dataset, ids, probs, classes)

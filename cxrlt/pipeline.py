@@ -432,12 +432,12 @@ def _predict_test(
 def _write_submission(dls: Any, probs: Any, run_dir: Any, console: Console) -> None:
     """The challenge file for the test images, validated before it is written."""
     from cxrlt.outputs.run_dir import SUBMISSION
-    from cxrlt.outputs.submission import build_submission, submission_for_dataset, write_submission
+    from cxrlt.outputs.submission import write_dataset_submission
 
-    ids = dls.data.test["ImageID"].tolist()
-    fmt = submission_for_dataset(dls.data.name, dls.classes)
-    frame = build_submission(fmt, ids, probs, dls.classes)
-    path = write_submission(run_dir.file(SUBMISSION), frame, fmt, ids)
+    ids = dls.data.test["ImageID"]
+    path, fmt = write_dataset_submission(
+        run_dir.file(SUBMISSION), dls.data.name, ids, probs, dls.classes
+    )
     console.print(f"Submission for {len(ids)} test images ({fmt.name} format): {path}")
 
 

@@ -151,11 +151,7 @@ def predict_submission(
     run's classes, and the file is validated (every test image once, official columns,
     probabilities in [0, 1]) before it is written.
     """
-    from cxrlt.outputs.submission import (
-        build_submission,
-        submission_for_dataset,
-        write_submission,
-    )
+    from cxrlt.outputs.submission import write_dataset_submission
 
     config = RunDir(run, check=False).read_config()
     dataset = dataset or config["options"]["dataset"]
@@ -167,10 +163,8 @@ def predict_submission(
             "(for CXR-LT 2026: test_task1.csv beside train.csv): nothing to predict."
         )
     probs = _test_probabilities(Path(run), config, images_set.test, bs, device)
-    ids = images_set.test["ImageID"].tolist()
-    classes = config["data"]["classes"]
-    fmt = submission_for_dataset(images_set.name, classes)
-    return write_submission(out, build_submission(fmt, ids, probs, classes), fmt, ids)
+    ids = images_set.test["ImageID"]
+    return write_dataset_submission(out, images_set.name, ids, probs, config["data"]["classes"])[0]
 
 
 def _test_probabilities(

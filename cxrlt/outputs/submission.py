@@ -276,3 +276,16 @@ def write_submission(
             f"{listed}"
         )
     return write_with(path, lambda file: frame.to_csv(file, index=False, float_format=FLOAT_FORMAT))
+
+
+def write_dataset_submission(
+    path: Path | str,
+    dataset: str,
+    image_ids: Sequence[str],
+    probs: np.ndarray,
+    classes: Sequence[str],
+) -> tuple[Path, SubmissionFormat]:
+    """Build, validate and write the file of ``dataset``'s test task for the model's classes."""
+    fmt = submission_for_dataset(dataset, classes)
+    ids = list(image_ids)
+    return write_submission(path, build_submission(fmt, ids, probs, classes), fmt, ids), fmt
