@@ -4,6 +4,11 @@ Each hook receives ``register(name, target, *, summary="", aliases=(), bound=Non
 ``target`` is a lazy ``"package.module:attr"`` string (preferred: listing never imports it)
 or the object itself; ``bound`` holds keyword arguments fixed for this entry. A plugin
 implements only the hooks it needs, and may leave out arguments it does not use.
+
+Each hook's docstring gives the target's call signature after "Target:", e.g.
+``f(*, path, **params)``: cxrlt supplies the arguments before ``**params`` (to targets that
+declare them), the user's spec gives the rest. README.md's hook table repeats each signature;
+tests/test_hooks.py checks that it does.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def register_losses(register):
 
 @hookspec
 def register_samplers(register):
-    """Training samplers. Target: ``f(labels, **params)`` returning an object whose
+    """Training samplers. Target: ``f(*, labels, **params)`` returning an object whose
     ``indices(rng)`` gives one epoch's item order (the same on every rank)."""
 
 
@@ -39,29 +44,32 @@ def register_heads(register):
 
 @hookspec
 def register_post(register):
-    """Post-training steps (cRT, TTA, normal gating, ...), run in the order given. Target:
-    ``f(**params)`` returning a ``cxrlt.post.PostStep`` (``wrap`` the model's structure,
-    ``fit`` its values into the state_dict, so prediction can rebuild it)."""
+    """Post-training steps (cRT, TTA, normal gating, ...), run in the order given.
+    Target: ``f(**params) -> PostStep``, a ``cxrlt.post.PostStep`` (``wrap`` the model's
+    structure, ``fit`` its values into the state_dict, so prediction can rebuild it)."""
 
 
 @hookspec
 def register_calibrators(register):
-    """Probability calibrators, fitted on held-out validation logits. Target: ``f(**params)``
-    returning a ``cxrlt.calibration.Calibrator`` (its state is saved as JSON and reloaded)."""
+    """Probability calibrators, fitted on held-out validation logits.
+    Target: ``f(**params) -> Calibrator``, a ``cxrlt.calibration.Calibrator`` (its state is
+    saved as JSON and reloaded)."""
 
 
 @hookspec
 def register_thresholds(register):
-    """Threshold policies that turn probabilities into binary predictions. Target:
-    ``f(**params)`` returning a ``cxrlt.calibration.ThresholdPolicy``."""
+    """Threshold policies that turn probabilities into binary predictions.
+    Target: ``f(**params) -> ThresholdPolicy``, a ``cxrlt.calibration.ThresholdPolicy``."""
 
 
 @hookspec
 def register_datasets(register):
-    """Labelled image sets. Target: ``f(*, path, **params)`` returning a ``LabelledImages``."""
+    """Labelled image sets. Target: ``f(*, path, **params) -> LabelledImages``, a
+    ``cxrlt.data.table.LabelledImages``; ``path`` is ``--data`` (None when not given)."""
 
 
 @hookspec
 def register_commands(register):
-    """Extra CLI commands. Target: a function that Typer turns into a command; its module is
-    imported when the CLI starts, so keep it light."""
+    """Extra CLI commands. Target: ``f(**options)``, a function that Typer turns into a
+    command (its parameters become the command's options); its module is imported when the
+    CLI starts, so keep it light."""

@@ -1,0 +1,1 @@
+"""cxrlt plugin: torchxrayvision backbones (see plugin.py for the entries)."""
