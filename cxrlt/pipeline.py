@@ -47,6 +47,7 @@ class RunOptions:
     grad_clip: float = 0.0  # largest gradient norm; 0 switches clipping off
     select: str = "best"  # which epoch's weights are evaluated and kept
     post: str = ""  # steps, then a calibrator, then a threshold policy: "crt,tta,temp-scale"
+    from_run: str | None = None  # skip training: post-train the model of this finished run
     device: str = "auto"
     out: Path | None = None
     overwrite: bool = False
@@ -134,6 +135,12 @@ def _check_numbers(options: RunOptions) -> None:
             )
 
 
+def check_options(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
+    """Every number and name of ``options``, checked before any work; as :func:`check_specs`."""
+    _check_numbers(options)
+    return check_specs(options)
+
+
 def pick_device(name: str) -> Any:
     """``auto`` means the first GPU when there is one, else the CPU."""
     import torch
@@ -155,8 +162,8 @@ def default_out() -> Path:
     return Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def resume_options(run_path: Path | str) -> RunOptions:
-    """The options an interrupted run was started with, read from its config."""
+def saved_options(run_path: Path | str) -> RunOptions:
+    """The options a run was started with, read from its config."""
     from cxrlt.outputs.run_dir import RunDir
 
     saved = RunDir(run_path, check=False).read_config().get("options")
@@ -166,7 +173,19 @@ def resume_options(run_path: Path | str) -> RunOptions:
             f"{Path(run_path) / 'config.json'} was not written by `cxrlt run` (its 'options' "
             "are missing or unknown): give the folder of a cxrlt run."
         )
-    return RunOptions(**{**saved, "out": Path(run_path), "overwrite": False})
+    return RunOptions(**saved)
+
+
+def resume_options(run_path: Path | str) -> RunOptions:
+    """The options an interrupted run was started with, to continue it in its own folder."""
+    return dataclasses.replace(saved_options(run_path), out=Path(run_path), overwrite=False)
+
+
+def from_run_options(run_path: Path | str, **changes: Any) -> RunOptions:
+    """Options that post-train a finished run's model again: its data, split and training
+    settings, with ``changes`` (``post``, ``out``, ``overwrite``, ``device``) applied."""
+    reset = {"out": None, "overwrite": False, "from_run": str(run_path)}
+    return dataclasses.replace(saved_options(run_path), **{**reset, **changes})
 
 
 def run(
@@ -178,8 +197,7 @@ def run(
     ``torchrun``/``accelerate launch`` every process trains and the first writes the run.
     """
     console = console or Console()
-    _check_numbers(options)
-    specs, post = check_specs(options)
+    specs, post = check_options(options)
 
     from fastai.torch_core import set_seed
 
@@ -195,6 +213,7 @@ def run(
     out = distributed.broadcast_from_main(options.out or default_out())
     run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
     checkpoint = _load_resume_state(run_dir) if resume else None
+    base = _base_run(options.from_run) if options.from_run else None
     set_seed(options.seed, reproducible=True)
     dls = cxr_dataloaders(
         str(specs["dataset"].spec),
@@ -214,10 +233,18 @@ def run(
         run_dir.write_table("split.csv", dls.split_table())
         if len(dls.skipped):
             run_dir.write_table("skipped.csv", dls.skipped)
-        run_dir.write_config(_config(options, specs, post, dls, device, status="training"))
-    learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
+    every_post = (base.post if base else []) + post  # what the saved model went through
     if main:
-        _keep_selected_epoch(options, learn, epochs, run_dir, console)
+        run_dir.write_config(_config(options, specs, every_post, dls, device, status="training"))
+    if base is None:
+        learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
+        training = _training_record(options, epochs)
+        if main:
+            _keep_selected_epoch(options, learn, epochs, run_dir, console)
+    else:
+        learn, epochs = _trained_learner(options, specs, dls, device, run_dir, base), None
+        training = {**base.config.get("training", {}), "from_run": options.from_run}
+        console.print(f"Starting from the trained model of {options.from_run} (no training).")
     if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
         import cxrlt.post  # noqa: F401 - adds Learner.post
 
@@ -230,15 +257,72 @@ def run(
         distributed.cleanup()
         return run_dir, None
     report = _evaluate_and_write(options, specs, learn, dls, run_dir, console)
-    config = _config(options, specs, post, dls, device, status="complete", training=epochs)
+    config = _config(options, specs, every_post, dls, device, status="complete")
+    config["training"] = training
     if len(checksums) > 1:  # every rank's weights, to show they agree
         config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
     run_dir.write_config(config)
-    epochs.remove_files()
+    if epochs is not None:
+        epochs.remove_files()
     distributed.wait_for_every_rank_to_finish()
     distributed.cleanup()
     console.print(f"Run written to [bold]{run_dir.path}[/bold]")
     return run_dir, report
+
+
+@dataclass(frozen=True)
+class BaseRun:
+    """A finished run whose trained model a ``--from-run`` run post-trains again."""
+
+    path: Path
+    config: dict[str, Any]
+    post: list[Resolved]  # the steps its model already went through
+
+
+def _base_run(path: str) -> BaseRun:
+    from cxrlt.prediction import complete_run, post_steps
+
+    run_dir, config = complete_run(path)
+    return BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
+
+
+def _trained_learner(
+    options: RunOptions,
+    specs: dict[str, Resolved],
+    dls: Any,
+    device: Any,
+    run_dir: Any,
+    base: BaseRun,
+) -> Any:
+    """A learner holding the base run's model (its post steps' structure, its weights), with
+    the callbacks that shape a batch, ready for more post-training steps."""
+    from safetensors.torch import load_model
+
+    from cxrlt.outputs.run_dir import WEIGHTS
+    from cxrlt.post import rebuild
+    from cxrlt.prediction import backbone_without_weights
+    from cxrlt.training.guards import StopOnNonFiniteLoss
+    from cxrlt.training.learner import cxr_learner
+
+    saved = base.config["data"]
+    if list(saved["classes"]) != list(dls.classes) or saved["n_train"] != dls.n_train:
+        raise CxrltError(
+            f"The data set no longer matches the one {base.path} was trained on (its classes "
+            f"or its {saved['n_train']} training images differ): --from-run needs the same "
+            "data; train a new run instead."
+        )
+    learn = cxr_learner(
+        dls,
+        str(backbone_without_weights(str(specs["arch"].spec)).spec),
+        str(specs["loss"].spec),
+        head=str(specs["head"].spec),
+        path=run_dir.path,
+        cbs=[StopOnNonFiniteLoss(), *_step_callbacks(options, device)],
+    )
+    learn.model = rebuild(learn.model, [step.spec for step in base.post], dls.classes)
+    load_model(learn.model, str(base.path / WEIGHTS))
+    learn.model.to(device)
+    return learn
 
 
 def _load_resume_state(run_dir: Any) -> dict:
@@ -449,7 +533,6 @@ def _config(
     device: Any,
     *,
     status: str,
-    training: Any = None,
 ) -> dict:
     import torch
 
@@ -474,13 +557,16 @@ def _config(
             "device": str(device),
         },
     }
-    if training is not None:
-        config["training"] = {
-            "epochs_done": training.epochs_done,
-            "best_epoch": training.best_epoch,
-            "best_valid_mAP": training.best_score,
-            "kept_epoch": training.best_epoch
-            if options.select == "best" and training.best_epoch is not None
-            else training.epochs_done,
-        }
     return config
+
+
+def _training_record(options: RunOptions, epochs: Any) -> dict:
+    """The epochs trained and the one kept, for the config."""
+    return {
+        "epochs_done": epochs.epochs_done,
+        "best_epoch": epochs.best_epoch,
+        "best_valid_mAP": epochs.best_score,
+        "kept_epoch": epochs.best_epoch
+        if options.select == "best" and epochs.best_epoch is not None
+        else epochs.epochs_done,
+    }

@@ -90,13 +90,30 @@ def predict_logits(
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def _backbone_without_weights(spec: str) -> Any:
+def backbone_without_weights(spec: str) -> Any:
     """The run's backbone spec, minus pretrained or file weights: the run's own are loaded."""
     arch = parse_spec(spec)
     params = {key: value for key, value in arch.params.items() if key != "weights"}
     if "pretrained" in resolve("backbones", arch).entry.params():
         params["pretrained"] = False
     return resolve("backbones", Spec(arch.name, params))
+
+
+def complete_run(path: Path | str) -> tuple[RunDir, dict[str, Any]]:
+    """A finished run's folder and config; an unfinished one is refused, naming the fix."""
+    run_dir = RunDir(path, check=False)
+    config = run_dir.read_config()
+    if config.get("status") != "complete" or not run_dir.file(WEIGHTS).is_file():
+        raise CxrltError(
+            f"{run_dir.path} is not a complete run (no {WEIGHTS}, or it never finished): "
+            f"finish it with `cxrlt run --resume {run_dir.path}`, or pick another run."
+        )
+    return run_dir, config
+
+
+def post_steps(config: dict[str, Any]) -> list[str]:
+    """The specs of the post-training steps a run's model went through, in order."""
+    return [step["spec"] for step in config.get("post", [])]
 
 
 def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun:
@@ -107,20 +124,14 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
     from cxrlt.post import rebuild
     from cxrlt.training.learner import build_model
 
-    run_dir = RunDir(path, check=False)
-    config = run_dir.read_config()
-    if config.get("status") != "complete" or not run_dir.file(WEIGHTS).is_file():
-        raise CxrltError(
-            f"{run_dir.path} is not a complete run (no {WEIGHTS}, or it never finished): "
-            f"finish it with `cxrlt run --resume {run_dir.path}`, or pick another run."
-        )
+    run_dir, config = complete_run(path)
     specs, data = config["specs"], config["data"]
     model = build_model(
-        _backbone_without_weights(specs["arch"]["spec"]),
+        backbone_without_weights(specs["arch"]["spec"]),
         resolve("heads", specs["head"]["spec"]),
         len(data["classes"]),
     )
-    model = rebuild(model, [step["spec"] for step in config.get("post", [])], data["classes"])
+    model = rebuild(model, post_steps(config), data["classes"])
     load_model(model, str(run_dir.file(WEIGHTS)))
     device = torch.device(device)
     loss = resolve("losses", specs["loss"]["spec"]).build(

@@ -98,6 +98,11 @@ def _add_param(spec_text: str, params: dict[str, Any], pair: str) -> None:
     params[key] = parse_value(value)
 
 
+def is_parameter(token: str) -> bool:
+    """Whether a list token is ``key=value``, continuing the spec before it."""
+    return _name_end(token) < 0 and bool(_KEY.match(token))
+
+
 def parse_specs(text: str) -> list[Spec]:
     """Parse a comma list of specs; a ``key=value`` token belongs to the spec before it."""
     specs: list[tuple[str, dict[str, Any]]] = []
@@ -105,12 +110,12 @@ def parse_specs(text: str) -> list[Spec]:
         token = token.strip()
         if not token:
             raise CxrltError(f"Empty name in {text!r}: remove the stray comma.")
-        end = _name_end(token)
-        if end < 0 and _KEY.match(token):
+        if is_parameter(token):
             if not specs:
                 raise CxrltError(f"{text!r} starts with a parameter: put a name before {token!r}.")
             _add_param(text, specs[-1][1], token)
             continue
+        end = _name_end(token)
         name = token if end < 0 else token[:end]
         specs.append((name.strip(), {}))
         if end >= 0:

@@ -8,6 +8,7 @@ from cxrlt.cli import (  # noqa: F401 - importing registers the commands
     predict,
     prepare,
     report,
+    sweep,
     train,
 )
 from cxrlt.cli.app import app, err_console, friendly_errors

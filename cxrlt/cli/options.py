@@ -12,3 +12,9 @@ Size = Annotated[int, typer.Option(help="Training image size in pixels.")]
 Letterbox = Annotated[
     bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
 ]
+Head = Annotated[str, typer.Option(help="Classifier head.")]
+Sampler = Annotated[str, typer.Option(help="Training sampler.")]
+Epochs = Annotated[int, typer.Option(help="Training epochs.")]
+BatchSize = Annotated[int, typer.Option(help="Batch size.")]
+LearningRate = Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]

@@ -81,7 +81,9 @@ def report(
 @app.command()
 @friendly_errors
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Folders of finished runs.")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Folders of finished runs, or of sweeps (their cells).")
+    ],
     out: Annotated[
         Path, typer.Option(help="Write OUT.csv and OUT.md (a path without suffix).")
     ] = Path("comparison"),
@@ -91,8 +93,9 @@ def compare(
     """Runs side by side: settings, mAP, mAUC, mF1, ECE and head/medium/tail mAP."""
     from cxrlt.io import write_text, write_with
     from cxrlt.outputs.report import compare_runs, comparison_markdown, print_comparison
+    from cxrlt.sweep import with_sweep_cells
 
-    frame, notes = compare_runs(runs, groups=groups, bounds=parse_bounds(bounds))
+    frame, notes = compare_runs(with_sweep_cells(runs), groups=groups, bounds=parse_bounds(bounds))
     print_comparison(console, frame, notes)
     csv = write_with(out.with_name(out.name + ".csv"), lambda f: frame.to_csv(f, index=False))
     md = write_text(out.with_name(out.name + ".md"), comparison_markdown(frame, notes))

@@ -21,12 +21,12 @@ def run(
     dataset: options.Dataset = _D.dataset,
     data: options.DataFolder = None,
     arch: Annotated[str, typer.Option(help="Backbone: a registered or any timm name.")] = _D.arch,
-    head: Annotated[str, typer.Option(help="Classifier head.")] = _D.head,
+    head: options.Head = _D.head,
     loss: Annotated[str, typer.Option(help="Loss, e.g. 'bce' or 'name:key=value'.")] = _D.loss,
-    sampler: Annotated[str, typer.Option(help="Training sampler.")] = _D.sampler,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = _D.epochs,
-    bs: Annotated[int, typer.Option(help="Batch size.")] = _D.bs,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle).")] = _D.lr,
+    sampler: options.Sampler = _D.sampler,
+    epochs: options.Epochs = _D.epochs,
+    bs: options.BatchSize = _D.bs,
+    lr: options.LearningRate = _D.lr,
     backbone_lr: Annotated[
         float | None,
         typer.Option(help="Peak learning rate of the backbone (default: the head's, --lr)."),
@@ -72,7 +72,7 @@ def run(
     select: Annotated[
         str, typer.Option(help="Keep the 'best' epoch by validation mAP, or the 'last'.")
     ] = _D.select,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = _D.device,
+    device: options.Device = _D.device,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default: runs/<date-time>).")
     ] = None,
@@ -81,15 +81,30 @@ def run(
         Path | None,
         typer.Option(help="Continue the interrupted run in this folder, with its own options."),
     ] = None,
+    from_run: Annotated[
+        Path | None,
+        typer.Option(
+            help="Skip training: apply --post to the model of this finished run (same data, "
+            "split and options) and evaluate it as a new run."
+        ),
+    ] = None,
     ctx: typer.Context = None,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
-    from cxrlt.pipeline import resume_options
+    from cxrlt.pipeline import from_run_options, resume_options
     from cxrlt.pipeline import run as run_pipeline
 
     if resume is not None:
-        _refuse_other_options(ctx)
+        _refuse_other_options(
+            ctx, ("resume",), "--resume continues a run with the options it started with"
+        )
         run_pipeline(resume_options(resume), console, resume=True)
+        return
+    if from_run is not None:
+        kept = ("from_run", "post", "out", "overwrite", "device")
+        _refuse_other_options(ctx, kept, "--from-run takes the trained run's own options")
+        changes = {"post": post, "out": out, "overwrite": overwrite, "device": device}
+        run_pipeline(from_run_options(from_run, **changes), console)
         return
     options = RunOptions(
         dataset=dataset,
@@ -122,16 +137,13 @@ def run(
     run_pipeline(options, console)
 
 
-def _refuse_other_options(ctx: typer.Context) -> None:
-    """A resumed run must train exactly as it started, so other options would be ignored."""
+def _refuse_other_options(ctx: typer.Context, accepted: tuple[str, ...], reason: str) -> None:
+    """Refuse the options, other than ``accepted``, that would be silently ignored."""
     given = [
         f"--{name.replace('_', '-')}"
         for name in ctx.params
-        if name != "resume"
+        if name not in accepted
         and ctx.get_parameter_source(name).name != "DEFAULT"  # typer bundles its own click
     ]
     if given:
-        raise CxrltError(
-            f"--resume continues a run with the options it started with; leave out "
-            f"{', '.join(given)} (or start a new run with them)."
-        )
+        raise CxrltError(f"{reason}; leave out {', '.join(given)} (or start a new run with them).")

@@ -131,3 +131,28 @@ def reliability_diagram(
     top.legend(loc="upper left")
     bottom.set(yscale="log", xlabel="predicted probability", ylabel="pairs per bin")
     return _save(figure, path)
+
+
+def map_by_loss_and_arch(summary: pd.DataFrame, path: Path) -> Path:
+    """A sweep's mAP, one panel per post-training alternative: bars by loss, one per backbone,
+    with the spread over seeds as error bars."""
+    posts = list(dict.fromkeys(summary["post"]))
+    losses = list(dict.fromkeys(summary["loss"]))
+    archs = list(dict.fromkeys(summary["arch"]))
+    figure = Figure(figsize=(1.2 + 1.1 * len(losses) * len(posts), 3.6))
+    axes = figure.subplots(1, len(posts), sharey=True, squeeze=False)[0]
+    width = 0.8 / len(archs)
+    for ax, post in zip(axes, posts, strict=True):
+        rows = summary[summary["post"] == post].set_index(["loss", "arch"])
+        for i, arch in enumerate(archs):
+            keys = [(loss, arch) for loss in losses]
+            mean = [rows["mAP_mean"].get(key, np.nan) for key in keys]
+            spread = [rows["mAP_std"].get(key, np.nan) for key in keys]
+            positions = np.arange(len(losses)) + (i - (len(archs) - 1) / 2) * width
+            ax.bar(positions, mean, width, yerr=np.nan_to_num(spread), capsize=3, label=arch)
+        ax.set_xticks(np.arange(len(losses)), losses, rotation=20, ha="right")
+        ax.set_title(f"post: {post}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("validation mAP (mean ± sd over seeds)")
+    axes[-1].legend(title="backbone", fontsize="small")
+    return _save(figure, path)

@@ -25,6 +25,7 @@ SUBMISSION = "submission.csv"
 PREDICTIONS = "valid_predictions.csv"
 METRICS = "metrics.json"
 PER_CLASS = "metrics_per_class.csv"
+CHECKPOINT = "checkpoint.pt"  # the last epoch's full training state, while a run trains
 
 
 class RunDir:

@@ -23,9 +23,9 @@ from fastcore.basics import noop
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import atomic_path
+from cxrlt.outputs.run_dir import CHECKPOINT
 from cxrlt.training.events import predicting
 
-CHECKPOINT = "checkpoint.pt"
 BEST_PATTERN = "best-epoch*.pt"  # the epoch number in place of *
 
 

@@ -1,0 +1,387 @@
+"""Systematic studies: losses x backbones x post-training x seeds, one run directory per cell.
+
+A cell without post-training trains; a cell with post-training starts from the trained model
+of its ``none`` sibling (``cxrlt run --from-run``), so post-training alternatives are compared
+on the very same weights and no model is trained twice. Finished cells are skipped, so a
+sweep that stopped goes on where it was, and every cell is also a standalone ``cxrlt run``
+command for a cluster scheduler. The results are the founding study's table: mean and spread
+over seeds of mAP, mAUC, mF1, ECE and head / medium / tail mAP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from cxrlt.errors import CxrltError
+from cxrlt.io import read_json, write_json
+from cxrlt.outputs.run_dir import CHECKPOINT, CONFIG, METRICS
+from cxrlt.pipeline import RunOptions, check_options
+from cxrlt.spec import is_parameter, parse_spec, parse_specs, split_top_level
+
+NO_POST = "none"
+MANIFEST = "sweep.json"
+CELLS = "cells.csv"
+SUMMARY = "summary"  # .csv and .md
+PLOT = "map_by_loss_and_arch.png"
+FACTORS = ("loss", "arch", "post")
+SCORES = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
+# What a cell's options take from the cell; the rest comes from the sweep's shared options.
+_PER_CELL = ("loss", "arch", "post", "seed", "out", "overwrite", "from_run")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid. ``post`` is ``none`` or steps joined by ``+`` (``crt+tta``)."""
+
+    loss: str
+    arch: str
+    post: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """The cell's folder name: readable, safe on every file system, unique in a grid."""
+        parts = (self.loss, self.arch, self.post)
+        return "__".join(re.sub(r"[^A-Za-z0-9.=+-]+", "-", part) for part in parts) + (
+            f"__seed{self.seed}"
+        )
+
+    @property
+    def base(self) -> Cell | None:
+        """The cell whose trained model this one post-trains; None for a cell that trains."""
+        return None if self.post == NO_POST else dataclasses.replace(self, post=NO_POST)
+
+    @property
+    def run_post(self) -> str:
+        """The cell's ``--post`` value."""
+        return "" if self.post == NO_POST else ",".join(split_top_level(self.post, "+"))
+
+
+def _alternatives(text: str, option: str) -> tuple[str, ...]:
+    """A factor's comma-separated alternatives, each a spec with its parameters."""
+    alternatives = tuple(str(spec) for spec in parse_specs(text))
+    if len(set(alternatives)) < len(alternatives):
+        raise CxrltError(f"--{option} {text!r} names an alternative twice.")
+    return alternatives
+
+
+def _post_alternatives(text: str) -> tuple[str, ...]:
+    """``--post``'s alternatives, each ``none`` or its steps joined by ``+``: commas separate
+    alternatives and a step's parameters, ``+`` separates the steps of one alternative."""
+    alternatives: list[list[str]] = []
+    for token in split_top_level(text):
+        first, *more = (part.strip() for part in split_top_level(token, "+"))
+        if is_parameter(first) and alternatives:
+            alternatives[-1][-1] += f",{first}"
+        else:
+            alternatives.append([first])
+        alternatives[-1] += more
+    labels = tuple(
+        "+".join(str(parse_spec(step)) for step in steps) if steps != [NO_POST] else NO_POST
+        for steps in alternatives
+    )
+    if len(set(labels)) < len(labels):
+        raise CxrltError(f"--post {text!r} names an alternative twice.")
+    return labels
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A grid of cells in ``folder``; ``options`` are the training options every cell shares."""
+
+    folder: Path
+    losses: tuple[str, ...]
+    archs: tuple[str, ...]
+    posts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    options: RunOptions = RunOptions()
+
+    @classmethod
+    def from_text(
+        cls, folder: Path | str, loss: str, arch: str, post: str, seeds: int, options: RunOptions
+    ) -> Sweep:
+        """The grid as the command line gives it: comma-separated alternatives per factor."""
+        if seeds < 1:
+            raise CxrltError(f"--seeds is the number of seeds per cell, at least 1; got {seeds}.")
+        return cls(
+            Path(folder),
+            _alternatives(loss, "loss"),
+            _alternatives(arch, "arch"),
+            _post_alternatives(post),
+            tuple(range(seeds)),
+            options,
+        )
+
+    @property
+    def cells(self) -> list[Cell]:
+        """The cells asked for, each trained cell before the cells that post-train it."""
+        return [
+            Cell(loss, arch, post, seed)
+            for loss in self.losses
+            for arch in self.archs
+            for seed in self.seeds
+            for post in self.posts
+        ]
+
+    @property
+    def runs(self) -> list[Cell]:
+        """Every cell to run, in order: the asked ones plus the ``none`` cells they start from."""
+        ordered: dict[Cell, None] = {}
+        for cell in self.cells:
+            ordered.setdefault(cell.base or cell)
+            ordered.setdefault(cell)
+        return list(ordered)
+
+    def path(self, cell: Cell) -> Path:
+        return self.folder / cell.name
+
+    def cell_options(self, cell: Cell) -> RunOptions:
+        """The options of ``cell``'s run; a post-training cell's are its base's plus ``post``."""
+        trained = dataclasses.replace(
+            self.options,
+            loss=cell.loss,
+            arch=cell.arch,
+            seed=cell.seed,
+            post="",
+            out=self.path(cell.base or cell),
+            overwrite=False,
+            from_run=None,
+        )
+        if cell.base is None:
+            return trained
+        return dataclasses.replace(
+            trained, post=cell.run_post, out=self.path(cell), from_run=str(trained.out)
+        )
+
+    def check(self) -> None:
+        """Every name and number of every cell, before any cell starts."""
+        names = [cell.name for cell in self.runs]
+        if len(set(names)) < len(names):
+            raise CxrltError(
+                "Two cells of the grid share a folder name (their specs differ only in "
+                "characters a folder name cannot hold): spell them more differently."
+            )
+        for cell in self.runs:
+            if cell.seed == self.seeds[0]:  # the seed changes no name or number
+                check_options(self.cell_options(cell))
+
+    def command(self, cell: Cell) -> str:
+        """The standalone ``cxrlt run`` command of ``cell``."""
+        options = self.cell_options(cell)
+        if cell.base is not None:
+            args = ["--from-run", options.from_run, "--post", options.post]
+            args += ["--out", str(options.out)]
+            if options.device != RunOptions.device:
+                args += ["--device", options.device]
+            return shlex.join(["cxrlt", "run", *args])
+        return shlex.join(["cxrlt", "run", *_option_args(options)])
+
+    def save(self) -> Path:
+        """Write the grid and its cells' commands, which ``cxrlt compare`` reads."""
+        return write_json(self.folder / MANIFEST, self.manifest())
+
+    def manifest(self) -> dict[str, Any]:
+        shared = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in _PER_CELL}
+        return {
+            "grid": {
+                "loss": list(self.losses),
+                "arch": list(self.archs),
+                "post": list(self.posts),
+                "seeds": list(self.seeds),
+            },
+            "options": shared,
+            "cells": [
+                {
+                    **dataclasses.asdict(cell),
+                    "name": cell.name,
+                    "asked": cell in self.cells,
+                    "base": cell.base.name if cell.base else None,
+                    "command": self.command(cell),
+                }
+                for cell in self.runs
+            ],
+        }
+
+
+def _option_args(options: RunOptions) -> list[str]:
+    """Command-line arguments that give ``options`` (defaults left out, except the grid's)."""
+    args: list[str] = []
+    for field in dataclasses.fields(RunOptions):
+        value = getattr(options, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if field.name in ("overwrite", "from_run"):
+            continue
+        if value == field.default and field.name not in ("loss", "arch", "seed", "out"):
+            continue
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+# ---- running -------------------------------------------------------------------------------
+
+
+def cell_state(path: Path) -> str:
+    """``complete``, ``interrupted`` (a checkpoint to resume), ``started`` or ``absent``."""
+    if not (path / CONFIG).is_file():
+        return "absent"
+    if read_json(path / CONFIG).get("status") == "complete" and (path / METRICS).is_file():
+        return "complete"
+    return "interrupted" if (path / CHECKPOINT).is_file() else "started"
+
+
+RunCell = Callable[[RunOptions, Console, bool], Any]
+
+
+def _run_pipeline(options: RunOptions, console: Console, resume: bool) -> Any:
+    from cxrlt.pipeline import run
+
+    return run(options, console, resume=resume)
+
+
+def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeline) -> list[str]:
+    """Run the cells not yet complete, in order; returns one line per cell that failed.
+
+    A cell that fails with a :class:`CxrltError` (a NaN loss, a model too large) is noted and
+    the sweep goes on; the cells that start from it are left out. Each cell's own output goes
+    to ``console.txt`` in its folder, fastai's progress bars included.
+    """
+    sweep.check()
+    sweep.save()
+    failed: dict[Cell, str] = {}
+    runs = sweep.runs
+    for number, cell in enumerate(runs, 1):
+        path, label = sweep.path(cell), f"[{number}/{len(runs)}] {cell.name}"
+        state = cell_state(path)
+        if state == "complete":
+            console.print(f"{label}: complete, skipped", highlight=False)
+            continue
+        if cell.base in failed:
+            failed[cell] = f"{cell.name}: not run, its trained cell {cell.base.name} failed"
+            console.print(f"{label}: not run (its trained cell failed)", highlight=False)
+            continue
+        resume = state == "interrupted" and cell.base is None
+        options = sweep.cell_options(cell)
+        if state != "absent" and not resume:
+            options = dataclasses.replace(options, overwrite=True)  # a start that left no state
+        start = time.perf_counter()
+        try:
+            with open(_console_file(path), "a", encoding="utf-8") as log, redirect_stdout(log):
+                run_cell(options, Console(file=log, width=120), resume)  # with fastai's bars
+        except CxrltError as error:
+            failed[cell] = f"{cell.name}: {error}"
+            console.print(f"{label}: [red]failed[/red] ({error})", highlight=False)
+            continue
+        mAP = read_json(path / METRICS)["mAP"]
+        seconds = time.perf_counter() - start
+        verb = "resumed" if resume else "done"
+        console.print(f"{label}: {verb} in {seconds:.0f} s, mAP {mAP:.3f}", highlight=False)
+    return list(failed.values())
+
+
+def _console_file(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path / "console.txt"
+
+
+# ---- results -------------------------------------------------------------------------------
+
+
+def read_manifest(folder: Path | str) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise CxrltError(f"{folder} holds no sweep ({MANIFEST} is missing): run `cxrlt sweep`.")
+    return read_json(path)
+
+
+def with_sweep_cells(paths: Sequence[Path]) -> list[Path]:
+    """Run folders, with each sweep folder among them replaced by its complete cells."""
+    expanded: list[Path] = []
+    for path in paths:
+        if not (Path(path) / MANIFEST).is_file():
+            expanded.append(Path(path))
+            continue
+        cells = [Path(path) / c["name"] for c in read_manifest(path)["cells"] if c["asked"]]
+        done = [cell for cell in cells if cell_state(cell) == "complete"]
+        if not done:
+            raise CxrltError(f"The sweep {path} has no complete cell yet: run `cxrlt sweep`.")
+        expanded += done
+    return expanded
+
+
+def collect(folder: Path | str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per asked cell (its factors, seed and metrics), and notes on missing cells."""
+    from cxrlt.outputs.report import compare_runs
+
+    folder = Path(folder)
+    cells = [c for c in read_manifest(folder)["cells"] if c["asked"]]
+    done = [c for c in cells if cell_state(folder / c["name"]) == "complete"]
+    notes = [f"{c['name']}: not complete" for c in cells if c not in done]
+    if not done:
+        return pd.DataFrame(columns=[*FACTORS, "seed", "run", *SCORES]), notes
+    frame, compare_notes = compare_runs([folder / c["name"] for c in done])
+    factors = pd.DataFrame([{k: c[k] for k in (*FACTORS, "seed")} for c in done])
+    frame = pd.concat([factors, frame[["run", *SCORES]]], axis=1)
+    return frame, notes + compare_notes
+
+
+def summarise(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every metric, one row per loss, arch, post."""
+    grouped = cells.groupby(list(FACTORS), sort=False)[list(SCORES)]
+    summary = grouped.agg(["mean", "std"])
+    summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
+    summary.insert(0, "seeds", grouped.size())
+    return summary.reset_index()
+
+
+def _mean_sd(row: pd.Series, metric: str) -> str:
+    mean, sd = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+SUMMARY_HEADER = (*FACTORS, "seeds", *SCORES[:4], "head mAP", "medium mAP", "tail mAP")
+
+
+def summary_markdown(summary: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    """The founding study's table: mean ± sd over seeds per loss, backbone and post step."""
+    rows = [
+        [row.loss, row.arch, row.post, str(row.seeds)] + [_mean_sd(row, m) for m in SCORES]
+        for _, row in summary.iterrows()
+    ]
+    lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "---|" * len(SUMMARY_HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    extra = [f"- {note}" for note in notes]
+    return "\n".join(lines + ([""] + extra if extra else [])) + "\n"
+
+
+def write_results(folder: Path | str) -> tuple[pd.DataFrame, list[str], list[Path]]:
+    """Write the cells' table, the summary (CSV and markdown) and the mAP plot."""
+    from cxrlt.io import write_text, write_with
+    from cxrlt.outputs.plots import map_by_loss_and_arch
+
+    folder = Path(folder)
+    cells, notes = collect(folder)
+    summary = summarise(cells)
+    written = [
+        write_with(folder / CELLS, lambda f: cells.to_csv(f, index=False)),
+        write_with(folder / f"{SUMMARY}.csv", lambda f: summary.to_csv(f, index=False)),
+        write_text(folder / f"{SUMMARY}.md", summary_markdown(summary, notes)),
+    ]
+    if len(summary):
+        written.append(map_by_loss_and_arch(summary, folder / PLOT))
+    return summary, notes, written
