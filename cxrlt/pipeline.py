@@ -199,8 +199,6 @@ def run(
     console = console or Console()
     specs, post = check_options(options)
 
-    from fastai.torch_core import set_seed
-
     from cxrlt.data.loaders import cxr_dataloaders
     from cxrlt.outputs.report import print_data_summary
     from cxrlt.outputs.run_dir import RunDir
@@ -214,7 +212,7 @@ def run(
     run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
     checkpoint = _load_resume_state(run_dir) if resume else None
     base = _base_run(options.from_run) if options.from_run else None
-    set_seed(options.seed, reproducible=True)
+    seed_run(options.seed, device)
     dls = cxr_dataloaders(
         str(specs["dataset"].spec),
         path=options.data,
@@ -237,7 +235,7 @@ def run(
     if main:
         run_dir.write_config(_config(options, specs, every_post, dls, device, status="training"))
     if base is None:
-        learn, epochs = _train(options, specs, dls, device, run_dir, checkpoint, main)
+        learn, epochs = train_and_checkpoint(options, specs, dls, device, run_dir, checkpoint, main)
         training = _training_record(options, epochs)
         if main:
             _keep_selected_epoch(options, learn, epochs, run_dir, console)
@@ -317,12 +315,25 @@ def _trained_learner(
         str(specs["loss"].spec),
         head=str(specs["head"].spec),
         path=run_dir.path,
-        cbs=[StopOnNonFiniteLoss(), *_step_callbacks(options, device)],
+        cbs=[StopOnNonFiniteLoss(), *step_callbacks(options, device)],
     )
     learn.model = rebuild(learn.model, [step.spec for step in base.post], dls.classes)
     load_model(learn.model, str(base.path / WEIGHTS))
     learn.model.to(device)
     return learn
+
+
+def seed_run(seed: int, device: Any) -> None:
+    """Seed every generator. On the CPU runs are then bit-reproducible; on a GPU cuDNN picks
+    its fastest kernels (benchmark mode) instead of deterministic ones, which costs
+    throughput on every convolution of a long run."""
+    import torch
+    from fastai.torch_core import set_seed
+
+    set_seed(seed, reproducible=True)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
 
 
 def _load_resume_state(run_dir: Any) -> dict:
@@ -334,7 +345,7 @@ def _load_resume_state(run_dir: Any) -> dict:
     return load_checkpoint(run_dir.path)
 
 
-def _train(
+def train_and_checkpoint(
     options: RunOptions,
     specs: dict[str, Resolved],
     dls: Any,
@@ -353,7 +364,7 @@ def _train(
 
     epochs = EpochCheckpoint(run_dir.path, resume=resume_state, write=main)
     keep = resume_state["epochs_done"] if resume_state else None
-    callbacks = [StopOnNonFiniteLoss(), epochs, *_step_callbacks(options, device)]
+    callbacks = [StopOnNonFiniteLoss(), epochs, *step_callbacks(options, device)]
     if main:
         callbacks.append(RunLog(LOG, keep_epochs=keep))
     learn = cxr_learner(
@@ -391,7 +402,7 @@ def _check_reweighting_start(learn: Any, epochs: int) -> None:
             )
 
 
-def _step_callbacks(options: RunOptions, device: Any) -> list:
+def step_callbacks(options: RunOptions, device: Any) -> list:
     """Mixed precision, channels-last, gradient clipping and weight averaging, as asked."""
     from fastai.callback.training import GradientClip  # clips after the fp16 unscale
 

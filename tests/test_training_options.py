@@ -11,7 +11,7 @@ from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions, _step_callbacks, run
+from cxrlt.pipeline import RunOptions, run, step_callbacks
 from cxrlt.training.averaging import WeightAveraging
 from cxrlt.training.checkpoint import CHECKPOINT, EpochCheckpoint
 from cxrlt.training.losses import BCELoss
@@ -101,7 +101,7 @@ def test_grad_clip_bounds_the_gradient_norm(clip):
     learn, _ = tiny_learner(BCELoss())
     norm = GradientNorm()
     options = RunOptions(grad_clip=clip, precision="32", channels_last=False)
-    learn.add_cbs([norm, *_step_callbacks(options, torch.device("cpu"))])
+    learn.add_cbs([norm, *step_callbacks(options, torch.device("cpu"))])
     with learn.no_logging(), learn.no_bar():
         learn.fit(1, lr=0.1)
     if clip:

@@ -12,7 +12,7 @@ overall ECE pools every element (image x class pair, classes without positives i
 one set of 15 bins: it is not the mean of the per-class values.
 
 AP and AUC come from one sort per class rather than scikit-learn's per-call checks (with F1,
-about 5x faster on the challenge's 150,000 x 30 matrix; ``bench/metrics_speed.py``), same tie
+about 4x faster on the challenge's 150,000 x 30 matrix; ``bench/evaluation.py``), same tie
 handling: AP = sum_n (R_n - R_{n-1}) P_n over the distinct score thresholds, and AUC is the
 trapezoidal area under the ROC curve through them, so a positive tied with a negative counts 1/2.
 """

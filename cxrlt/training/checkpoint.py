@@ -5,12 +5,20 @@ optimiser, the epoch, every random generator, the loaders' epoch counters (they 
 sampling order) and the state of callbacks that keep some (deferred re-weighting counts
 epochs). It is written atomically, so a kill mid-write leaves the previous one whole. The
 weights scoring best on validation are kept beside it for best-epoch selection.
+
+Writing (a few hundred megabytes for a mid-sized model) happens on a background thread, so
+the next epoch trains meanwhile: the training thread only copies the state to host memory.
+Whoever reads the files waits for the writes first (:meth:`EpochCheckpoint.wait`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.progress import ProgressCallback
 from fastai.learner import Recorder
 from fastcore.basics import noop
+from fastcore.foundation import L
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import atomic_path
@@ -73,6 +82,66 @@ def load_checkpoint(folder: Path) -> dict[str, Any]:
         ) from error
 
 
+def host_copy(obj: Any) -> Any:
+    """``obj`` with every tensor copied to host memory and every other value copied, so it can
+    be written while training goes on changing the originals. Containers keep their type (a
+    state dict its ``_metadata``)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        items = [(key, host_copy(value)) for key, value in obj.items()]
+        if isinstance(obj, defaultdict):
+            copied = defaultdict(obj.default_factory, items)
+        elif isinstance(obj, OrderedDict):
+            copied = OrderedDict(items)
+        else:
+            copied = dict(items)
+        if hasattr(obj, "_metadata"):
+            copied._metadata = copy.deepcopy(obj._metadata)
+        return copied
+    if isinstance(obj, (list, L)):
+        return type(obj)([host_copy(value) for value in obj])
+    if isinstance(obj, tuple):
+        values = [host_copy(value) for value in obj]
+        return type(obj)(*values) if hasattr(obj, "_fields") else tuple(values)
+    return copy.deepcopy(obj)
+
+
+class BackgroundWriter:
+    """Runs one write job at a time on a thread; :meth:`wait` joins it and raises its error."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+
+        def run() -> None:
+            try:
+                job()
+            except BaseException as error:  # noqa: BLE001 - re-raised by wait()
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="cxrlt-checkpoint")
+        self._thread.start()
+
+    def wait(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
+def wait_for_checkpoints(learn: Any) -> None:
+    """Finish the checkpoint writes in flight of ``learn``'s :class:`EpochCheckpoint`."""
+    for cb in learn.cbs:
+        if isinstance(cb, EpochCheckpoint):
+            cb.wait()
+
+
 def _has_own(cb: Callback, method: str) -> bool:
     """Whether the callback's class defines ``method`` (fastai forwards unknown attributes
     of a callback to the learner and on to the model, so ``hasattr`` would say yes)."""
@@ -87,6 +156,10 @@ class EpochCheckpoint(Callback):
     when it covered them all). ``write`` False (ranks other than the first in distributed
     training) keeps the bookkeeping and writes nothing. ``mode`` says whether a larger
     ``monitor`` value is better (``max``, as for mAP) or a smaller one (``min``, a loss).
+
+    The files of an epoch are written on a background thread while the next one trains;
+    :meth:`wait` finishes them (``after_fit``, :meth:`best_state` and :meth:`remove_files`
+    do, and so does :class:`~cxrlt.training.guards.StopOnNonFiniteLoss` before it stops).
     """
 
     # After the metrics are recorded, and after the progress bar has seen each epoch begin
@@ -108,6 +181,7 @@ class EpochCheckpoint(Callback):
         self._sign = 1.0 if mode == "max" else -1.0
         self.best_score, self.best_epoch = None, None
         self.epochs_done, self._muted, self._trained = 0, None, False
+        self._writer = BackgroundWriter()
 
     def before_fit(self) -> None:
         names = list(self.recorder.metric_names[1:])
@@ -140,28 +214,46 @@ class EpochCheckpoint(Callback):
         if not self._trained:  # get_preds and validate fire epoch events too
             return
         self._trained = False
+        self.wait()  # the last epoch's files, before the names they go by change
         self.epochs_done = self.epoch + 1
         score = float(self.recorder.values[-1][self._index])
         model = bare_model(self.learn.model)
+        files = []
         if math.isfinite(score) and (
             self.best_score is None or self._sign * score > self._sign * self.best_score
         ):
             self.best_score, self.best_epoch = score, self.epochs_done
-            self._save(self._best_name(), model.state_dict())
-        if self.write:
-            self._save(CHECKPOINT, self._state(model))
-            self._remove_stale_best()
+            files.append((self._best_name(), model.state_dict()))
+        if not self.write:
+            return
+        # In this order, so a kill at any moment leaves a checkpoint and the best weights it
+        # names. After the last epoch nothing trains meanwhile (and fit waits for the files):
+        # written at once, with no copy; else copied now and written while the next trains.
+        files.append((CHECKPOINT, self._state(model)))
+        keep = self._best_name()
+        if self.epoch + 1 >= self.n_epoch:
+            self._write(files, keep)
+        else:
+            copies = [(name, host_copy(state)) for name, state in files]
+            self._writer.submit(lambda: self._write(copies, keep))
+
+    def wait(self) -> None:
+        """Finish the files in flight (and raise what went wrong writing them)."""
+        self._writer.wait()
 
     def after_fit(self) -> None:
+        self.wait()
         if self.resume is not None and not predicting(self.learn):
             self._restore()  # the checkpoint covered every epoch: nothing was trained
 
     def best_state(self) -> dict[str, torch.Tensor]:
         """The weights of the best epoch so far."""
+        self.wait()
         return torch.load(self.folder / self._best_name(), map_location="cpu", weights_only=True)
 
     def remove_files(self) -> None:
         """Drop the checkpoint files once the run's own outputs are written."""
+        self.wait()
         if self.write:
             (self.folder / CHECKPOINT).unlink(missing_ok=True)
             for path in self.folder.glob(BEST_PATTERN):
@@ -170,14 +262,20 @@ class EpochCheckpoint(Callback):
     def _best_name(self) -> str:
         return BEST_PATTERN.replace("*", str(self.best_epoch))
 
-    def _remove_stale_best(self) -> None:
-        """Best weights of other epochs: superseded, or from an epoch a resume discarded.
+    def _write(self, files: list[tuple[str, Any]], keep: str) -> None:
+        for name, state in files:
+            self._save(name, state)
+        self._remove_stale_best(keep)
+
+    def _remove_stale_best(self, keep: str) -> None:
+        """Best weights of other epochs than ``keep``: superseded, or from an epoch a resume
+        discarded.
 
         Removed only after the checkpoint naming the best epoch is written, so a kill at any
         moment leaves the best weights that checkpoint refers to.
         """
         for path in self.folder.glob(BEST_PATTERN):
-            if path.name != self._best_name():
+            if path.name != keep:
                 path.unlink(missing_ok=True)
 
     def _save(self, name: str, state: Any) -> None:

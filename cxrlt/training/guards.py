@@ -8,6 +8,7 @@ from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 
 from cxrlt.errors import CxrltError
+from cxrlt.training.checkpoint import wait_for_checkpoints
 from cxrlt.training.distributed import any_rank
 
 
@@ -32,6 +33,7 @@ class StopOnNonFiniteLoss(Callback):
         value = float(self.loss.detach())
         bad = not math.isfinite(value)
         if any_rank(bad):
+            wait_for_checkpoints(self.learn)  # the last good epoch's, written in the background
             raise NonFiniteLoss(
                 f"The training loss became {value if bad else 'non-finite on another process'}"
                 f" at epoch {self.epoch + 1}, batch "

@@ -14,6 +14,7 @@ from cxrlt.evaluation.metrics import macro_average_precision
 from cxrlt.model.network import CXRClassifier, backbone_head_splitter
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec
+from cxrlt.training.optim import fused_adam
 
 
 def _to_numpy_map(logits, targets) -> float:  # noqa: ANN001 - fastai passes tensors
@@ -57,7 +58,9 @@ def cxr_learner(
     """A Learner whose model, loss and parameter groups come from registry names.
 
     ``pretrained`` overrides the backbone spec's own setting when given. The resolved specs
-    are kept in ``learn.specs`` so a run directory can record them.
+    are kept in ``learn.specs`` so a run directory can record them. The optimiser is fastai's
+    Adam stepped by torch's fused kernel (:mod:`cxrlt.training.optim`) unless ``opt_func``
+    says otherwise.
     """
     arch_spec = parse_spec(arch)
     if pretrained is not None:
@@ -70,6 +73,7 @@ def cxr_learner(
     model = build_model(specs["arch"], specs["head"], len(dls.classes))
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
     learner_kwargs.setdefault("metrics", [macro_ap_metric()])
+    learner_kwargs.setdefault("opt_func", fused_adam)
     learner_kwargs["cbs"] = [*loss_callbacks(loss_func), *listify(learner_kwargs.get("cbs"))]
     learn = Learner(
         dls, model, loss_func=loss_func, splitter=backbone_head_splitter, **learner_kwargs
