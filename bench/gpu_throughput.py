@@ -199,9 +199,8 @@ def step_timer(warmup: int, steps: int, device: torch.device) -> Any:
 def cxrlt_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """The learner ``cxrlt run`` trains (``pipeline.train_and_checkpoint``), timed by a
     callback."""
-    from cxrlt.data.loaders import cxr_dataloaders
     from cxrlt.outputs.run_dir import LOG
-    from cxrlt.pipeline import RunOptions, check_options, seed_run, step_callbacks
+    from cxrlt.pipeline import RunOptions, check_options, run_dataloaders, seed_run, step_callbacks
     from cxrlt.training import distributed
     from cxrlt.training.checkpoint import EpochCheckpoint
     from cxrlt.training.guards import StopOnNonFiniteLoss
@@ -226,15 +225,7 @@ def cxrlt_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     free(device)
     cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     seed_run(options.seed, device)  # as `cxrlt run`: cuDNN benchmark mode on a GPU
-    dls = cxr_dataloaders(
-        str(specs["dataset"].spec),
-        size=options.size,
-        bs=options.bs,
-        sampler=str(specs["sampler"].spec),
-        valid_frac=options.valid_frac,
-        seed=options.seed,
-        device=device,
-    )
+    dls = run_dataloaders(options, specs, device)
     timer = step_timer(args.warmup, args.steps, device)
     with tempfile.TemporaryDirectory(prefix="cxrlt-gpu-bench-") as folder:
         callbacks = [

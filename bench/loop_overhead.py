@@ -40,10 +40,9 @@ import torch
 from harness import RESULTS, Goal, best_time, write_results
 from torch import nn
 
-from cxrlt.data.loaders import cxr_dataloaders
 from cxrlt.evaluation.metrics import macro_average_precision
 from cxrlt.outputs.run_dir import RunDir
-from cxrlt.pipeline import RunOptions, check_options, train_and_checkpoint
+from cxrlt.pipeline import RunOptions, check_options, run_dataloaders, train_and_checkpoint
 from cxrlt.training.learner import build_model, cxr_learner
 
 ARMS = ("plain", "fastai", "cxrlt")
@@ -102,15 +101,7 @@ class Bench:
             overwrite=True,
         )
         self.specs, _ = check_options(self.options)
-        self.dls = cxr_dataloaders(
-            str(self.specs["dataset"].spec),
-            size=args.size,
-            bs=args.bs,
-            sampler=str(self.specs["sampler"].spec),
-            valid_frac=self.options.valid_frac,
-            seed=args.seed,
-            device=self.device,
-        )
+        self.dls = run_dataloaders(self.options, self.specs, self.device)
         self.order = self._epoch_order()
         self.n_steps = (
             len(self.order) // args.bs

@@ -199,7 +199,6 @@ def run(
     console = console or Console()
     specs, post = check_options(options)
 
-    from cxrlt.data.loaders import cxr_dataloaders
     from cxrlt.outputs.report import print_data_summary
     from cxrlt.outputs.run_dir import RunDir
     from cxrlt.training import distributed
@@ -213,19 +212,7 @@ def run(
     checkpoint = _load_resume_state(run_dir) if resume else None
     base = _base_run(options.from_run) if options.from_run else None
     seed_run(options.seed, device)
-    dls = cxr_dataloaders(
-        str(specs["dataset"].spec),
-        path=options.data,
-        size=options.size,
-        bs=options.bs,
-        sampler=str(specs["sampler"].spec),
-        valid_frac=options.valid_frac,
-        seed=options.seed,
-        device=device,
-        skip_bad=options.skip_bad,
-        letterbox=options.letterbox,
-        augment=options.augment,
-    )
+    dls = run_dataloaders(options, specs, device)
     print_data_summary(console, dls)
     if main:
         run_dir.write_table("split.csv", dls.split_table())
@@ -321,6 +308,25 @@ def _trained_learner(
     load_model(learn.model, str(base.path / WEIGHTS))
     learn.model.to(device)
     return learn
+
+
+def run_dataloaders(options: RunOptions, specs: dict[str, Resolved], device: Any) -> Any:
+    """The data set split and loaded as ``options`` say (``specs`` from :func:`check_options`)."""
+    from cxrlt.data.loaders import cxr_dataloaders
+
+    return cxr_dataloaders(
+        str(specs["dataset"].spec),
+        path=options.data,
+        size=options.size,
+        bs=options.bs,
+        sampler=str(specs["sampler"].spec),
+        valid_frac=options.valid_frac,
+        seed=options.seed,
+        device=device,
+        skip_bad=options.skip_bad,
+        letterbox=options.letterbox,
+        augment=options.augment,
+    )
 
 
 def seed_run(seed: int, device: Any) -> None:
