@@ -31,7 +31,7 @@ def synthetic_source(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def cxrlt26(tmp_path, synthetic_source) -> Path:
-    """A CXR-LT 2026 folder as the organisers ship it: train.csv, images/, removal and test CSVs."""
+    """A CXR-LT 2026 folder with the short file names: train.csv, images/, removal and test CSVs."""
     folder = tmp_path / "cxrlt26"
     shutil.copytree(synthetic_source, folder)
     train = pd.read_csv(folder / "train.csv", dtype=str)

@@ -34,9 +34,11 @@ def prepare(
     """
     from cxrlt.data.cache import prepare_images
     from cxrlt.data.table import LabelledImages
+    from cxrlt.outputs.report import print_data_notes
     from cxrlt.registry import resolve
 
     built: LabelledImages = resolve("datasets", dataset).build(path=data)
+    print_data_notes(console, built)
     # Prepare exactly the images a run decodes: rows with table problems (missing files,
     # bad labels) are left out, as `cxrlt run --skip-bad` does; without it a run stops on them.
     bad = sorted({row for problem in built.problems for row in problem.rows})

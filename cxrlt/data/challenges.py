@@ -7,7 +7,7 @@ official label list; see the README's "Real data" section for the folder layouts
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -45,59 +45,166 @@ def data_folder(path: str | None, dataset: str, layout: str) -> Path:
     return folder
 
 
-def optional_file(folder: Path, name: str | None) -> Path | None:
-    return folder / name if name and (folder / name).is_file() else None
+@dataclass(frozen=True)
+class ChallengeFile:
+    """One file a challenge reader takes: the parameter that names it, and the names looked
+    for in the ``--data`` folder when it is not named (as the organisers ship it, then short)."""
+
+    parameter: str
+    role: str
+    names: tuple[str, ...] = ()
+    required: bool = False
+
+    def find(self, folder: Path, named: str | None, dataset: str) -> Path | None:
+        """The file the user named (it must exist), else the one candidate present, if any."""
+        if named:
+            path = folder / Path(named).expanduser()
+            if not path.is_file():
+                look = f" to look for {' or '.join(self.names)}" if self.names else ""
+                raise CxrltError(
+                    f"{dataset}:{self.parameter}={named}: {path} does not exist. Correct the "
+                    f"path (relative to --data, or absolute), or leave {self.parameter} out{look}."
+                )
+            return path
+        found: list[Path] = []
+        for path in (folder / name for name in self.names):
+            # A case-insensitive file system finds Removal.csv under removal.csv too.
+            if path.is_file() and not any(path.samefile(other) for other in found):
+                found.append(path)
+        if len(found) > 1:
+            raise CxrltError(
+                f"{folder} holds two {self.role} files, {' and '.join(p.name for p in found)}: "
+                f"name the one to use with --dataset {dataset}:{self.parameter}=NAME."
+            )
+        if not found and self.required:
+            raise CxrltError(
+                f"{folder} has no {self.role} file ({' or '.join(self.names)}): point --data "
+                "at the folder that holds it, or name it with --dataset "
+                f"{dataset}:{self.parameter}=NAME."
+            )
+        return found[0] if found else None
 
 
-def _remove_listed(data: LabelledImages, removal: Path | None) -> LabelledImages:
-    """Drop the images on the organisers' removal list, and say how many went."""
-    if removal is None:
-        note = "No removal list found: every labelled image is used for training."
-        return replace(data, notes=(*data.notes, note))
-    listed = set(read_csv(removal, text_columns=[ID_COLUMN])[ID_COLUMN])
-    rows = [i for i, image_id in enumerate(data.image_ids) if image_id in listed]
-    note = f"Removed {len(rows)} images listed in {removal.name} from training."
-    trimmed = data.without(rows)
-    return replace(trimmed, notes=(*trimmed.notes, note))
+PADCHEST_LABELS = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+# The one list of the CXR-LT 2026 files and the names they are found under (README checks it).
+CXR_LT_2026_FILES: dict[str, ChallengeFile] = {
+    file.parameter: file
+    for file in (
+        ChallengeFile(
+            "train_csv", "training label", ("CXRLT_2026_training.csv", "train.csv"), required=True
+        ),
+        ChallengeFile("removal_csv", "removal list", ("Removal.csv", "removal.csv")),
+        ChallengeFile("test_csv", "test list", ("CXRLT_2026_TEST_ALL_TASK1.csv", "test_task1.csv")),
+        ChallengeFile("patients_csv", f"patient ID ({PADCHEST_LABELS})"),
+    )
+}
 
 
 def read_test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
-    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists."""
+    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists.
+
+    Only ImageID is read: the 2026 test CSV ends in 30 columns without a name.
+    """
     if test_csv is None:
         return None
-    frame = read_csv(test_csv, text_columns=[ID_COLUMN])
-    if ID_COLUMN not in frame.columns:
-        raise CxrltError(f"{test_csv} has no {ID_COLUMN!r} column.")
+    frame = read_csv(test_csv, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
     paths, _ = locate_images(frame[ID_COLUMN], image_root)  # checked again when predicting
     return pd.DataFrame({ID_COLUMN: frame[ID_COLUMN], PATH_COLUMN: paths})
+
+
+def _remove_ids(data: LabelledImages, ids: pd.Series) -> tuple[LabelledImages, int]:
+    listed = set(ids)
+    rows = [i for i, image_id in enumerate(data.image_ids) if image_id in listed]
+    return data.without(rows), len(rows)
+
+
+def _keep_test_images_out(
+    data: LabelledImages, removal_csv: Path | None, test_csv: Path | None, image_root: Path
+) -> LabelledImages:
+    """Drop from training the images on the removal list, then those on the test list, each
+    counted, and keep the test images for prediction. Finding neither list is a warning:
+    nothing would then keep the challenge's evaluation images out of training."""
+    notes, warnings = list(data.notes), list(data.warnings)
+    record = {"removal": None, "test": None}
+    if removal_csv is not None:
+        listed = read_csv(removal_csv, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
+        data, removed = _remove_ids(data, listed[ID_COLUMN])
+        notes.append(f"Removed {removed} images listed in {removal_csv.name} from training.")
+        record.update(removal=str(removal_csv), removed_by_removal_list=removed)
+    test = read_test_images(test_csv, image_root)
+    if test_csv is not None:
+        data, removed = _remove_ids(data, test[ID_COLUMN])
+        notes.append(
+            f"Removed {removed} training images that are on the test list {test_csv.name}."
+            if removed
+            else f"None of the {len(test)} images on the test list {test_csv.name} is trained on."
+        )
+        record.update(test=str(test_csv), removed_by_test_list=removed)
+    if removal_csv is None and test_csv is None:
+        record["leak_check"] = "no removal or test list found"
+        looked_for = [n for p in ("removal_csv", "test_csv") for n in CXR_LT_2026_FILES[p].names]
+        warnings.append(
+            f"No removal list and no test list found (looked for {', '.join(looked_for)}): "
+            "nothing keeps the challenge's development and test images out of training. Put the "
+            "organisers' files beside the training CSV, or name them with removal_csv= and "
+            "test_csv=."
+        )
+    elif removal_csv is None:
+        record["leak_check"] = "test list applied; no removal list found"
+        notes.append("No removal list found: only the test list's images are kept out.")
+    else:
+        record["leak_check"] = (
+            "removal and test lists applied" if test_csv else "removal list applied; no test list"
+        )
+    return replace(
+        data,
+        notes=tuple(notes),
+        warnings=tuple(warnings),
+        test=test,
+        provenance={**data.provenance, **record},
+    )
 
 
 def cxr_lt_2026(
     *,
     path: str | None = None,
-    train_csv: str = "train.csv",
+    train_csv: str | None = None,
     images: str = "images",
-    removal_csv: str | None = "removal.csv",
-    test_csv: str | None = "test_task1.csv",
+    removal_csv: str | None = None,
+    test_csv: str | None = None,
+    patients_csv: str | None = None,
     ignore_columns: Sequence[str] = (),
 ) -> LabelledImages:
-    """CXR-LT 2026 Task 1 (PadChest, 30 labels), less the removal list, with its test images."""
-    folder = data_folder(path, "cxr-lt-2026", f"{train_csv} and the {images}/ folder")
+    """CXR-LT 2026 Task 1 (PadChest, 30 labels) with its test images, none of them trained on.
+
+    A file parameter left out is looked for under the names of ``CXR_LT_2026_FILES``; a file
+    named must exist. ``patients_csv`` (PadChest's own label CSV) restores the PatientIDs
+    that a spreadsheet turned into numbers like 1.90E+38.
+    """
+    name, files = "cxr-lt-2026", CXR_LT_2026_FILES
+    train_names = " or ".join(files["train_csv"].names)
+    folder = data_folder(path, name, f"{train_csv or train_names} and the {images}/ folder")
+    named = {
+        "train_csv": train_csv,
+        "removal_csv": removal_csv,
+        "test_csv": test_csv,
+        "patients_csv": patients_csv,
+    }
+    found = {p: file.find(folder, named[p], name) for p, file in files.items()}
     root = folder / images
     data = read_labelled_csv(
-        folder / train_csv,
+        found["train_csv"],
         root,
         CXR_LT_2026_CLASSES,
-        name="cxr-lt-2026",
+        name=name,
         meta_columns=CXR_LT_2026_META_COLUMNS,
         ignore_columns=ignore_columns,
+        patients_csv=found["patients_csv"],
+        patient_fix=f"To restore exact groups, name PadChest's own label file ({PADCHEST_LABELS}"
+        f", or .csv.gz) with --dataset {name}:patients_csv=PATH.",
     )
-    data = _remove_listed(data, optional_file(folder, removal_csv))
-    return replace(
-        data,
-        test=read_test_images(optional_file(folder, test_csv), root),
-        zero_shot_classes=CXR_LT_2026_TASK2_CLASSES,
-    )
+    data = _keep_test_images_out(data, found["removal_csv"], found["test_csv"], root)
+    return replace(data, zero_shot_classes=CXR_LT_2026_TASK2_CLASSES)
 
 
 def _mimic(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ class LabelledImages:
 
     ``frame`` holds ImageID, PatientID, path, line and one 0/1 column per class;
     ``problems`` the bad rows found while reading; ``notes`` what a user should be told (rows
-    removed, coarse IDs); ``test`` the unlabelled test images (ImageID, path), if any.
+    removed, coarse IDs); ``warnings`` what a user must not miss (nothing keeps the test images
+    out of training); ``test`` the unlabelled test images (ImageID, path), if any;
+    ``provenance`` the files read and the rows each removed, for the run's ``config.json``.
     """
 
     name: str
@@ -44,6 +47,8 @@ class LabelledImages:
     notes: tuple[str, ...] = ()
     test: pd.DataFrame | None = None
     zero_shot_classes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -84,16 +89,32 @@ class LabelledImages:
         return replace(self, frame=frame, problems=tuple(problems))
 
 
-def read_csv(csv_path: Path, *, text_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """A CSV with ID-like columns kept as text; a missing, empty or unreadable file stops here."""
+def read_csv(
+    csv_path: Path, *, text_columns: Sequence[str] = (), columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """A CSV with ID-like columns kept as text; a missing, empty or unreadable file stops here.
+
+    ``columns`` reads only those (each must be there), which saves time on wide files.
+    """
     if not csv_path.is_file():
         raise CxrltError(f"{csv_path} does not exist: check --data and the file names.")
     try:
-        frame = pd.read_csv(csv_path, dtype={c: str for c in text_columns}, keep_default_na=False)
+        frame = pd.read_csv(
+            csv_path,
+            dtype={c: str for c in text_columns},
+            keep_default_na=False,
+            usecols=None if columns is None else lambda c: c in columns,
+        )
     except pd.errors.EmptyDataError:
         raise CxrltError(f"{csv_path} is empty: it needs a header and one row per image.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise CxrltError(f"{csv_path} is not a readable CSV file: {error}") from None
+    missing = [c for c in columns or () if c not in frame.columns]
+    if missing:
+        raise CxrltError(
+            f"{csv_path} has no {' or '.join(map(repr, missing))} column: it needs the columns "
+            f"{', '.join(map(repr, columns))}. Pick the right file or rename its columns."
+        )
     if frame.empty:
         raise CxrltError(f"{csv_path} has a header but no rows.")
     return frame
@@ -168,8 +189,11 @@ def locate_images(names: pd.Series, root: Path) -> tuple[list[str], list[Problem
     return [str(p) for p in paths], problems
 
 
-def patient_note(patients: pd.Series) -> str | None:
-    """A warning when patient IDs went through a spreadsheet and lost their digits."""
+def patient_note(patients: pd.Series, fix: str = "") -> str | None:
+    """A warning when patient IDs went through a spreadsheet and lost their digits.
+
+    ``fix`` says how the data set can restore them, when it can.
+    """
     looks_scientific = patients.astype(str).str.match(_SCIENTIFIC)
     if not looks_scientific.any():
         return None
@@ -177,7 +201,34 @@ def patient_note(patients: pd.Series) -> str | None:
         f"{int(looks_scientific.sum())} PatientIDs look like spreadsheet numbers (e.g. "
         f"{patients[looks_scientific].iloc[0]}): the {len(patients)} images fall into only "
         f"{patients.nunique()} patient groups, so patient-grouped splits are coarse."
+        + (f" {fix}" if fix else "")
     )
+
+
+def read_patient_ids(csv_path: Path) -> pd.Series:
+    """PatientID by ImageID from a file that holds both, such as PadChest's own label CSV,
+    whose IDs never went through a spreadsheet."""
+    columns = [ID_COLUMN, PATIENT_COLUMN]
+    frame = read_csv(csv_path, text_columns=columns, columns=columns).drop_duplicates()
+    twice = frame[ID_COLUMN].duplicated()
+    if twice.any():
+        raise CxrltError(
+            f"{csv_path}: the {ID_COLUMN} {frame[ID_COLUMN][twice].iloc[0]} has two "
+            f"{PATIENT_COLUMN}s. Keep one row per image."
+        )
+    return frame.set_index(ID_COLUMN)[PATIENT_COLUMN]
+
+
+def _restore_patients(
+    ids: pd.Series, patients: pd.Series, patients_csv: Path
+) -> tuple[pd.Series, int, str]:
+    """The PatientIDs of ``patients_csv`` where it has the image; the others keep theirs."""
+    found = ids.map(read_patient_ids(patients_csv))
+    missing = int(found.isna().sum())
+    note = f"PatientIDs of {len(ids) - missing} images taken from {patients_csv.name}."
+    if missing:
+        note += f" {missing} images are not in it and keep the PatientID of the label CSV."
+    return found.where(found.notna(), patients), missing, note
 
 
 def read_labelled_csv(
@@ -191,11 +242,15 @@ def read_labelled_csv(
     patient_column: str | None = PATIENT_COLUMN,
     meta_columns: Sequence[str] = (ID_COLUMN, "StudyDate_DICOM", PATIENT_COLUMN),
     ignore_columns: Sequence[str] = (),
+    patients_csv: Path | None = None,
+    patient_fix: str = "",
 ) -> LabelledImages:
     """Read a label CSV (an ID, metadata, one 0/1 column per class) and find its images.
 
     Images are ``image_root / <path_column>`` (the ID itself when no path column is given).
-    Without a patient column each image is its own patient.
+    Without a patient column each image is its own patient. ``patients_csv`` (ImageID,
+    PatientID) replaces the patient column's IDs for the images it holds; ``patient_fix``
+    is the advice given, without it, when the IDs look like spreadsheet numbers.
     """
     id_like = [c for c in (id_column, path_column, patient_column, *meta_columns) if c]
     frame = read_csv(csv_path, text_columns=id_like)
@@ -211,17 +266,24 @@ def read_labelled_csv(
     )
     paths, path_problems = locate_images(frame[path_column or id_column], image_root)
     patients = frame[patient_column] if patient_column else frame[id_column]
+    notes, provenance = [], {"train": str(csv_path)}
+    if patients_csv is not None:
+        patients, missing, note = _restore_patients(frame[id_column], patients, patients_csv)
+        notes.append(note)
+        provenance.update(patients=str(patients_csv), patients_not_found=missing)
     table = pd.DataFrame(
         {ID_COLUMN: frame[id_column], PATIENT_COLUMN: patients, PATH_COLUMN: paths}
     )
     table[LINE_COLUMN] = np.arange(len(frame)) + 2
     table[list(classes)] = labels
-    note = patient_note(patients) if patient_column else None
+    if patient_column:
+        notes.append(patient_note(patients, "" if patients_csv else patient_fix))
     return LabelledImages(
         name,
         tuple(classes),
         table,
         source=str(csv_path),
         problems=tuple(problems + path_problems),
-        notes=(note,) if note else (),
+        notes=tuple(note for note in notes if note),
+        provenance=provenance,
     )
