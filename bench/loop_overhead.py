@@ -42,7 +42,13 @@ from torch import nn
 
 from cxrlt.evaluation.metrics import macro_average_precision
 from cxrlt.outputs.run_dir import RunDir
-from cxrlt.pipeline import RunOptions, check_options, run_dataloaders, train_and_checkpoint
+from cxrlt.pipeline import (
+    RunOptions,
+    check_options,
+    run_dataloaders,
+    split_halves,
+    train_and_checkpoint,
+)
 from cxrlt.training.learner import build_model, cxr_learner
 
 ARMS = ("plain", "fastai", "cxrlt")
@@ -194,7 +200,14 @@ class Bench:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         self._seed()
         learn, _epochs = train_and_checkpoint(
-            self.options, self.specs, self.dls, self.device, run_dir, None, True
+            self.options,
+            self.specs,
+            self.dls,
+            self.device,
+            run_dir,
+            None,
+            True,
+            split_halves(self.dls, self.options.seed),
         )
         return learn
 

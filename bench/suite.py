@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import RESULTS, machine
 
-BENCHMARKS = ("startup", "loop_overhead", "evaluation", "memory")
+BENCHMARKS = ("startup", "loop_overhead", "evaluation", "bootstrap", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

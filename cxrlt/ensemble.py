@@ -21,7 +21,7 @@ import pandas as pd
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report, evaluate
-from cxrlt.outputs.run_dir import PREDICTIONS, SUBMISSION, RunDir
+from cxrlt.outputs.run_dir import PREDICTIONS, SPLIT, SUBMISSION, RunDir
 
 MERGES = ("logit", "prob")
 _EPS = 1e-12  # probabilities of exactly 0 or 1 get a finite logit
@@ -91,11 +91,18 @@ def ensemble_runs(
     finals = [r.probs.get("calibrated", r.probs["prob"]) for r, _ in members]
     probs, logits = merge_probabilities(finals, weights, merge)
     report = evaluate(
-        probs, first.targets, first.classes, scores=logits, train_counts=first.train_counts
+        probs,
+        first.targets,
+        first.classes,
+        scores=logits,
+        train_counts=first.train_counts,
+        patients=first.patients,
     )
     run_dir = RunDir(out, overwrite=overwrite)
     run_dir.write_predictions(first_ids.tolist(), first.classes, first.targets, logits, probs)
     run_dir.write_metrics(report)
+    if (Path(runs[0]) / SPLIT).is_file():  # the members' patients, for report and compare
+        run_dir.write_table(SPLIT, pd.read_csv(Path(runs[0]) / SPLIT, dtype=str))
     members_at = [str(Path(run).resolve()) for run in runs]  # predict works from anywhere
     described = {"members": members_at, "merge": merge, "weights": weights}
     _merge_submissions([Path(run) for run in runs], weights, merge, first, run_dir)

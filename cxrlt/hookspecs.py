@@ -1,9 +1,13 @@
 """The hook points of cxrlt: one ``register_<kind>(register)`` hook per registry kind.
 
-Each hook receives ``register(name, target, *, summary="", aliases=(), bound=None)``:
-``target`` is a lazy ``"package.module:attr"`` string (preferred: listing never imports it)
-or the object itself; ``bound`` holds keyword arguments fixed for this entry. A plugin
-implements only the hooks it needs, and may leave out arguments it does not use.
+Each hook receives ``register(name, target, *, summary="", aliases=(), bound=None,
+paper="", deviations=None, head=None)``: ``target`` is a lazy ``"package.module:attr"``
+string (preferred: listing never imports it) or the object itself; ``bound`` holds keyword
+arguments fixed for this entry; ``paper`` cites what the entry implements and
+``deviations`` maps each parameter (or ``"formula"``) whose default differs from it to why,
+both shown by ``cxrlt show``; a loss's ``head`` is the head spec it is designed for, used
+when ``--head`` is not given. A plugin implements only the hooks it needs, and may leave out
+arguments it does not use.
 
 Each hook's docstring gives the target's call signature after "Target:", e.g.
 ``f(*, path, **params)``: cxrlt supplies the arguments before ``**params`` (to targets that

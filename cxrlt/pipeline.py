@@ -13,11 +13,12 @@ from rich.console import Console
 
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.selection import DEFAULT_SELECTION, SELECTIONS
+from cxrlt.head_choice import choose_head
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec, parse_specs
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
-SELECTIONS = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class RunOptions:
     dataset: str = "synthetic"
     data: str | None = None
     arch: str = "resnet18"
-    head: str = "linear"
+    head: str | None = None  # None: the head the loss declares, else linear (head_choice)
     loss: str = "bce"
     sampler: str = "uniform"
     epochs: int = 8
@@ -45,7 +46,7 @@ class RunOptions:
     channels_last: bool | None = None  # None: on a GPU only
     ema: float = 0.0  # decay of the weight average; 0 switches it off
     grad_clip: float = 0.0  # largest gradient norm; 0 switches clipping off
-    select: str = "best"  # which epoch's weights are evaluated and kept
+    select: str = DEFAULT_SELECTION  # how the epoch is chosen: see evaluation.selection
     post: str = ""  # steps, then a calibrator, then a threshold policy: "crt,tta,temp-scale"
     from_run: str | None = None  # skip training: post-train the model of this finished run
     device: str = "auto"
@@ -61,7 +62,8 @@ def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved
     and the post-training steps in order.
 
     Backbones start from pretrained weights on real data sets unless told otherwise; the
-    embedded data set trains from scratch, so the first run works offline.
+    embedded data set trains from scratch, so the first run works offline. Without ``--head``
+    the loss's declared head is used (:func:`cxrlt.head_choice.choose_head`).
     """
     dataset = resolve("datasets", options.dataset)
     arch = parse_spec(options.arch)
@@ -70,12 +72,13 @@ def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved
         pretrained = dataset.entry.name != EMBEDDED
     if pretrained is not None:
         arch = Spec(arch.name, {**arch.params, "pretrained": pretrained})
+    loss = resolve("losses", options.loss)
     specs = {
         "dataset": dataset,
         "sampler": resolve("samplers", options.sampler),
         "arch": resolve("backbones", arch),
-        "head": resolve("heads", options.head),
-        "loss": resolve("losses", options.loss),
+        "head": choose_head(loss, options.head)[0],
+        "loss": loss,
     }
     steps, calibrator, thresholds = split_post(options.post)
     specs["thresholds"] = thresholds or resolve("thresholds", DEFAULT_THRESHOLDS)
@@ -128,7 +131,7 @@ def _check_numbers(options: RunOptions) -> None:
         raise CxrltError(f"--ema is a decay between 0 (off) and 1, like 0.999; got {options.ema}.")
     if options.grad_clip < 0:
         raise CxrltError(f"--grad-clip must be 0 (off) or positive, got {options.grad_clip}.")
-    for name, accepted in (("precision", PRECISIONS), ("select", SELECTIONS)):
+    for name, accepted in (("precision", PRECISIONS), ("select", tuple(SELECTIONS))):
         if getattr(options, name) not in accepted:
             raise CxrltError(
                 f"--{name} {getattr(options, name)!r} is not one of {', '.join(accepted)}."
@@ -200,13 +203,15 @@ def run(
     specs, post = check_options(options)
 
     from cxrlt.outputs.report import print_data_summary
-    from cxrlt.outputs.run_dir import RunDir
+    from cxrlt.outputs.run_dir import LAST_WEIGHTS, SPLIT, RunDir
     from cxrlt.training import distributed
 
     device = distributed.setup_device(pick_device(options.device))
     main = distributed.is_main_process()
     if not main:
         console = Console(quiet=True)
+    if head_note := choose_head(specs["loss"], options.head)[1]:
+        console.print(head_note, markup=False)
     out = distributed.broadcast_from_main(options.out or default_out())
     run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
     checkpoint = _load_resume_state(run_dir) if resume else None
@@ -214,36 +219,44 @@ def run(
     seed_run(options.seed, device)
     dls = run_dataloaders(options, specs, device)
     print_data_summary(console, dls)
+    halves = split_halves(dls, options.seed)
     if main:
-        run_dir.write_table("split.csv", dls.split_table())
+        run_dir.write_table(SPLIT, dls.split_table(halves))
         if len(dls.skipped):
             run_dir.write_table("skipped.csv", dls.skipped)
     every_post = (base.post if base else []) + post  # what the saved model went through
     if main:
         run_dir.write_config(_config(options, specs, every_post, dls, device, status="training"))
     if base is None:
-        learn, epochs = train_and_checkpoint(options, specs, dls, device, run_dir, checkpoint, main)
+        learn, epochs = train_and_checkpoint(
+            options, specs, dls, device, run_dir, checkpoint, main, halves
+        )
         training = _training_record(options, epochs)
-        if main:
-            _keep_selected_epoch(options, learn, epochs, run_dir, console)
+        starts = _epoch_starts(options.select, epochs)
+        state_of = _epoch_weights(epochs, main)
     else:
         learn, epochs = _trained_learner(options, specs, dls, device, run_dir, base), None
         training = {**base.config.get("training", {}), "from_run": options.from_run}
+        starts = {role: base.weights[role] for role in ROLES}
+        state_of = _base_weights(base)
         console.print(f"Starting from the trained model of {options.from_run} (no training).")
-    if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
-        import cxrlt.post  # noqa: F401 - adds Learner.post
-
+    if main and base is None and starts[KEPT] != epochs.epochs_done:
+        run_dir.write_weights(learn.model, LAST_WEIGHTS)  # the last epoch's, before any other
+    if post:
         console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
-        with distributed.distributed(learn, device):
-            learn.post(post)
+    branches = build_branches(options.select, learn, post, starts, state_of, halves, device)
     checksums = distributed.gather_checksums(learn.model)
     if not main:
         distributed.wait_for_every_rank_to_finish()
         distributed.cleanup()
         return run_dir, None
-    report = _evaluate_and_write(options, specs, learn, dls, run_dir, console)
+    selection = _selection_record(options.select, branches, epochs)
+    report = _evaluate_and_write(
+        options, specs, learn, dls, run_dir, console, branches, halves, selection
+    )
     config = _config(options, specs, every_post, dls, device, status="complete")
     config["training"] = training
+    config["selection"] = selection
     if len(checksums) > 1:  # every rank's weights, to show they agree
         config["distributed"] = {"world_size": len(checksums), "weights_checksums": checksums}
     run_dir.write_config(config)
@@ -263,12 +276,137 @@ class BaseRun:
     config: dict[str, Any]
     post: list[Resolved]  # the steps its model already went through
 
+    @property
+    def weights(self) -> dict[str, str]:
+        """Per role, the file of the model it used (runs before cross-fitting kept one)."""
+        from cxrlt.outputs.run_dir import WEIGHTS
+
+        saved = self.config.get("selection", {}).get("weights", {})
+        return {role: saved.get(role, WEIGHTS) for role in ROLES}
+
 
 def _base_run(path: str) -> BaseRun:
     from cxrlt.prediction import complete_run, post_steps
 
     run_dir, config = complete_run(path)
     return BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
+
+
+KEPT = "kept"  # the model kept for new images, chosen on the whole validation split
+ROLES = ("half0", "half1", KEPT)  # the models that report each validation half, and the kept
+
+
+def _role_half(role: str) -> int | None:
+    return None if role == KEPT else int(role.removeprefix("half"))
+
+
+@dataclass
+class Branch:
+    """A model the run builds after training, and its validation logits (rank 0 only)."""
+
+    start: Any  # where its weights came from: an epoch, or a base run's weights file
+    model: Any
+    logits: Any  # (validation images, classes), or None on other ranks
+
+
+def split_halves(dls: Any, seed: int) -> Any:
+    from cxrlt.data.split import validation_halves
+
+    valid = dls.is_valid
+    try:
+        return validation_halves(dls.data.patients[valid], dls.data.labels[valid], seed=seed)
+    except ValueError:
+        raise CxrltError(
+            "The validation split holds a single patient, so it cannot be cut into the two "
+            "halves that choose (the epoch, calibration, thresholds) and report: use a larger "
+            "--valid-frac."
+        ) from None
+
+
+def _epoch_starts(select: str, epochs: Any) -> dict[str, int]:
+    """Per role, the epoch (from 1) its model starts from, as ``select`` chooses."""
+    from cxrlt.evaluation.selection import epoch_score
+
+    starts = {}
+    for role in ROLES:
+        score = epoch_score(select, _role_half(role))
+        best = epochs.best.get(score) if score else None
+        starts[role] = best["epoch"] if best else epochs.epochs_done
+    return starts
+
+
+def _epoch_weights(epochs: Any, main: bool) -> Any:
+    """Loads an epoch's weights (None: the last epoch's, which the model holds). Rank 0 writes
+    the files; the others read them after it has finished writing."""
+    from cxrlt.training import distributed
+
+    if main:
+        epochs.wait()
+    distributed.barrier()
+    return lambda epoch: None if epoch == epochs.epochs_done else epochs.epoch_state(epoch)
+
+
+def _base_weights(base: BaseRun) -> Any:
+    from safetensors.torch import load_file
+
+    return lambda name: load_file(str(base.path / name))
+
+
+def build_branches(
+    select: str,
+    learn: Any,
+    post: list[Resolved],
+    starts: dict[str, Any],
+    state_of: Any,
+    halves: Any,
+    device: Any,
+) -> dict[str, Branch]:
+    """Per role, its model with ``post`` applied and its validation logits.
+
+    The models reporting each half start from the weights chosen on the other half, and
+    post steps that choose by a validation score choose on the other half too; the kept model
+    chooses on every image. Roles that would build the same model share it, so a run whose
+    choices agree (or ``--select last`` without such steps) builds one. Every rank builds
+    alike (post steps that train do so data-parallel); only rank 0 predicts. ``learn.model``
+    ends as the kept model.
+    """
+    import copy
+
+    import cxrlt.post  # noqa: F401 - adds Learner.post
+    from cxrlt.evaluation.selection import choice_rows
+    from cxrlt.training import distributed
+
+    chooses = any(getattr(step.build(), "chooses_on_validation", False) for step in post)
+    rows = {role: choice_rows(select, halves, _role_half(role)) for role in ROLES}
+    keys = {role: (starts[role], rows[role].tobytes() if chooses else None) for role in ROLES}
+    template, steps_before = learn.model, list(getattr(learn, "post_steps", []))
+    built: dict[Any, Branch] = {}
+    for role in ROLES:
+        if keys[role] in built:
+            continue
+        model = copy.deepcopy(template)
+        state = state_of(starts[role])
+        if state is not None:
+            model.load_state_dict(state)
+        learn.model, learn.post_steps = model.to(device), list(steps_before)
+        if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
+            learn.choice_rows = rows[role]
+            with distributed.distributed(learn, device):
+                learn.post(post)
+            del learn.choice_rows
+        logits = _valid_logits(learn) if distributed.is_main_process() else None
+        built[keys[role]] = Branch(starts[role], learn.model, logits)
+    branches = {role: built[keys[role]] for role in ROLES}
+    learn.model = branches[KEPT].model
+    return branches
+
+
+def _valid_logits(learn: Any) -> Any:
+    from cxrlt.training.distributed import rank_local
+
+    with rank_local(learn):  # only this rank predicts: no gathering from the others
+        logits, _ = learn.get_preds(ds_idx=1, act=lambda x: x)
+    return logits.float().numpy()
 
 
 def _trained_learner(
@@ -283,7 +421,6 @@ def _trained_learner(
     the callbacks that shape a batch, ready for more post-training steps."""
     from safetensors.torch import load_model
 
-    from cxrlt.outputs.run_dir import WEIGHTS
     from cxrlt.post import rebuild
     from cxrlt.prediction import backbone_without_weights
     from cxrlt.training.guards import StopOnNonFiniteLoss
@@ -305,7 +442,7 @@ def _trained_learner(
         cbs=[StopOnNonFiniteLoss(), *step_callbacks(options, device)],
     )
     learn.model = rebuild(learn.model, [step.spec for step in base.post], dls.classes)
-    load_model(learn.model, str(base.path / WEIGHTS))
+    load_model(learn.model, str(base.path / base.weights[KEPT]))
     learn.model.to(device)
     return learn
 
@@ -359,18 +496,23 @@ def train_and_checkpoint(
     run_dir: Any,
     resume_state: dict | None,
     main: bool,
+    halves: Any,
 ) -> tuple[Any, Any]:
-    """Fit the one-cycle schedule with checkpoints; returns the learner and the checkpointer."""
+    """Fit the one-cycle schedule with checkpoints, keeping the best weights by the mAP of
+    the whole validation split and of each of its ``halves``; returns the learner and the
+    checkpointer."""
     from cxrlt.outputs.run_dir import LOG
     from cxrlt.training import distributed
     from cxrlt.training.checkpoint import EpochCheckpoint
     from cxrlt.training.guards import NonFiniteLoss, StopOnNonFiniteLoss
     from cxrlt.training.learner import cxr_learner
     from cxrlt.training.run_log import RunLog
+    from cxrlt.training.selection import HalfScores
 
-    epochs = EpochCheckpoint(run_dir.path, resume=resume_state, write=main)
+    scores = HalfScores(halves)
+    epochs = EpochCheckpoint(run_dir.path, resume=resume_state, write=main, scores=scores.latest)
     keep = resume_state["epochs_done"] if resume_state else None
-    callbacks = [StopOnNonFiniteLoss(), epochs, *step_callbacks(options, device)]
+    callbacks = [StopOnNonFiniteLoss(), scores, epochs, *step_callbacks(options, device)]
     if main:
         callbacks.append(RunLog(LOG, keep_epochs=keep))
     learn = cxr_learner(
@@ -430,34 +572,39 @@ def _evaluate_and_write(
     dls: Any,
     run_dir: Any,
     console: Console,
+    branches: dict[str, Branch],
+    halves: Any,
+    selection: dict,
 ) -> Any:
     """Calibrate on held-out halves of the validation split, evaluate, write the run's
-    results, and a submission when there are test images."""
-    import torch
+    results, and a submission when there are test images.
+
+    Each half is reported with the logits of the model chosen on the other half; the weights
+    of every model are written first, so a calibration that fails keeps them.
+    """
+    import numpy as np
 
     from cxrlt.calibration.held_out import fit_held_out
     from cxrlt.evaluation.metrics import evaluate
+    from cxrlt.evaluation.selection import cross_fitted
     from cxrlt.outputs.report import print_report
-    from cxrlt.training.distributed import rank_local
+    from cxrlt.prediction import numpy_activation
 
-    with rank_local(learn):  # only this rank predicts: no gathering from the others
-        logits, targets = learn.get_preds(ds_idx=1, act=lambda x: x)
-    logits, targets = logits.float().numpy(), targets.numpy()
-    run_dir.write_weights(learn.model)  # first: a calibration that fails keeps the model
-
-    def activation(values: Any) -> Any:
-        with torch.no_grad():
-            return learn.loss_func.activation(torch.as_tensor(values)).double().numpy()
+    targets = dls.data.labels[dls.is_valid].astype(np.float32)
+    for name, model in _weights_files(branches).items():
+        run_dir.write_weights(model, name)
+    logits = cross_fitted([branches[role].logits for role in ROLES[:-1]], halves)
+    activation = numpy_activation(learn.loss_func)
 
     fitted = fit_held_out(
-        logits,
+        [branches[role].logits for role in ROLES[:-1]],
         targets,
-        dls.data.patients[dls.is_valid],
+        halves,
         activation=activation,
         calibrator=specs.get("calibrator"),
         thresholds=specs["thresholds"],
         train_prevalence=dls.class_counts / dls.n_train,
-        seed=options.seed,
+        kept_logits=branches[KEPT].logits,
     )
     report = evaluate(
         fitted.probs,
@@ -466,6 +613,7 @@ def _evaluate_and_write(
         threshold=fitted.thresholds,
         scores=logits,
         train_counts=dls.class_counts,
+        patients=dls.data.patients[dls.is_valid],
     )
     valid_ids = dls.data.frame["ImageID"][dls.is_valid].tolist()
     run_dir.write_predictions(
@@ -477,29 +625,41 @@ def _evaluate_and_write(
         calibrated=fitted.probs if fitted.calibrator is not None else None,
         predicted=fitted.probs >= fitted.thresholds,
     )
-    run_dir.write_metrics(report)
+    run_dir.write_metrics(report, selection)
     run_dir.write_calibration(_calibration_record(specs, fitted))
     print_report(console, report, dls.class_counts)
+    console.print(selection["description"])
     if dls.data.test is not None:
         probs = _predict_test(options, learn, dls.data.test, fitted.calibrator, activation)
         _write_submission(dls, probs, run_dir, console)
     return report
 
 
-def _keep_selected_epoch(
-    options: RunOptions, learn: Any, epochs: Any, run_dir: Any, console: Console
-) -> None:
-    from cxrlt.outputs.run_dir import LAST_WEIGHTS
+def _weights_files(branches: dict[str, Branch]) -> dict[str, Any]:
+    """The file of each distinct model: the kept one in model.safetensors, a half's own model
+    (chosen on the other half) in model-<half>.safetensors when it differs."""
+    from cxrlt.outputs.run_dir import WEIGHTS
 
-    if options.select == "best" and epochs.best_epoch is None:
-        console.print("No epoch had a finite validation mAP: keeping the last epoch.")
-    elif options.select == "best" and epochs.best_epoch != epochs.epochs_done:
-        run_dir.write_weights(learn.model, LAST_WEIGHTS)
-        learn.model.load_state_dict(epochs.best_state())
-        console.print(
-            f"Keeping epoch {epochs.best_epoch} of {epochs.epochs_done} (best validation "
-            f"mAP {epochs.best_score:.3f}); the last epoch's weights are in {LAST_WEIGHTS}."
-        )
+    files = {WEIGHTS: branches[KEPT].model}
+    for role in ROLES[:-1]:
+        if branches[role] is not branches[KEPT]:
+            files[WEIGHTS.replace("model", f"model-{role}")] = branches[role].model
+    return files
+
+
+def _selection_record(select: str, branches: dict[str, Branch], epochs: Any) -> dict:
+    """How the reported figures were chosen, for config.json, metrics.json and the console."""
+    from cxrlt.evaluation.selection import describe
+
+    files = {id(model): name for name, model in _weights_files(branches).items()}
+    starts = {role: branches[role].start for role in ROLES}
+    record = {
+        "protocol": select,
+        "starts": starts,
+        "weights": {role: files[id(branches[role].model)] for role in ROLES},
+        "description": describe(select, starts if epochs is not None else {}),
+    }
+    return record
 
 
 def _calibration_record(specs: dict[str, Any], fitted: Any) -> dict:
@@ -567,6 +727,7 @@ def _config(
             "n_valid": int(dls.is_valid.sum()),
             "classes": list(dls.classes),
             "train_counts": dls.class_counts.tolist(),
+            "provenance": dict(dls.data.provenance),
         },
         "environment": {
             "python": platform.python_version(),
@@ -578,12 +739,11 @@ def _config(
 
 
 def _training_record(options: RunOptions, epochs: Any) -> dict:
-    """The epochs trained and the one kept, for the config."""
+    """The epochs trained and the best by each validation score, for the config."""
     return {
         "epochs_done": epochs.epochs_done,
         "best_epoch": epochs.best_epoch,
         "best_valid_mAP": epochs.best_score,
-        "kept_epoch": epochs.best_epoch
-        if options.select == "best" and epochs.best_epoch is not None
-        else epochs.epochs_done,
+        "best_by_score": epochs.best,
+        "kept_epoch": _epoch_starts(options.select, epochs)[KEPT],
     }

@@ -3,11 +3,12 @@
 A run directory holds weights and specs, no pickled code. The model is rebuilt from the specs
 (backbone, head, then the structural part of every post-training step), the weights are
 loaded, and logits become probabilities through the run's calibrator, or the loss's own
-activation when it has none.
+activation when it has none (and for the classes the calibrator could not fit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,24 +55,41 @@ class TrainedRun:
         """The run's probabilities: calibrated, or the loss's activation."""
         if self.calibrator is not None:
             return self.calibrator.transform(logits)
+        return numpy_activation(self.loss)(logits)
+
+
+def numpy_activation(loss: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """The loss's ``activation`` as numpy logits -> float64 probabilities, computed in
+    float64, whose sigmoid saturates to 1.0 past about 36.7 rather than float32's 16.6 (with
+    LDAM's s = 30 that is z > 1.2 rather than 0.55). Calibrators take it as their fallback."""
+
+    def activation(logits: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return self.loss.activation(torch.from_numpy(logits)).double().numpy()
+            z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+            return loss.activation(z).double().numpy()
+
+    return activation
 
 
-def decode_test_images(test: Any, size: int, *, letterbox: bool) -> np.ndarray:
-    """Decode the test images (ImageID, path) into the cache; any unreadable one stops it."""
+def decode_test_images(test: Any, size: int, *, letterbox: bool, part: str = "test") -> np.ndarray:
+    """Decode the images of a table (ImageID, path) into the cache; any unreadable one stops it.
+
+    ``part`` is the cache's (see :func:`cxrlt.data.cache.cache_folder`): "test" for the test
+    images, "" for labelled images, which then share the cache that training on them built.
+    """
     from cxrlt.data.cache import cache_folder, prepare_images
 
     paths = test["path"].tolist()
-    folder = cache_folder(paths, size, letterbox=letterbox, part="test")
+    folder = cache_folder(paths, size, letterbox=letterbox, part=part)
     cached = prepare_images(paths, size, letterbox=letterbox, folder=folder)
     if cached.failures:
         listed = ", ".join(
             f"{test['ImageID'].iloc[i]} ({cached.failures[i]})" for i in sorted(cached.failures)[:5]
         )
+        lost = "No submission was written" if part == "test" else "Nothing was written"
         raise CxrltError(
-            f"{len(cached.failures)} of {len(test)} test images cannot be read: {listed}. "
-            "No submission was written: fix or replace the files, then predict again."
+            f"{len(cached.failures)} of {len(test)} {part or 'labelled'} images cannot be read: "
+            f"{listed}. {lost}: fix or replace the files, then run the command again."
         )
     return cached.images
 
@@ -142,7 +160,9 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
     if calibration.is_file():
         saved = read_json(calibration).get("calibrator")
         if saved:
-            calibrator = calibrator_from_state(saved["spec"], saved["state"])
+            calibrator = calibrator_from_state(
+                saved["spec"], saved["state"], fallback=numpy_activation(loss)
+            )
     return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, device)
 
 
@@ -173,25 +193,54 @@ def predict_submission(
             f"The data set {dataset!r}{f' at {data}' if data else ''} has no test images "
             "(for CXR-LT 2026: test_task1.csv beside train.csv): nothing to predict."
         )
-    probs = _test_probabilities(Path(run), config, images_set.test, bs, device)
+    probs, _ = predict_table(run, images_set.test, bs=bs, device=device)
     ids = images_set.test["ImageID"]
     return write_dataset_submission(out, images_set.name, ids, probs, config["data"]["classes"])[0]
 
 
-def _test_probabilities(
-    run: Path, config: dict[str, Any], test: Any, bs: int, device: torch.device | str
-) -> np.ndarray:
+def predict_table(
+    run: Path | str,
+    images: Any,
+    *,
+    bs: int = 64,
+    device: torch.device | str = "cpu",
+    part: str = "test",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A finished run's probabilities and ranking scores for the images of a table (ImageID,
+    path), each image decoded at the run's size into the cache ``part``.
+
+    The scores are the logits; an ensemble's members predict at their own sizes and are merged
+    as the ensemble says, its scores being the merged logits.
+    """
+    config = RunDir(run, check=False).read_config()
     if "ensemble" in config:
         from cxrlt.ensemble import merge_probabilities
 
         ensemble = config["ensemble"]
         members = [
-            _test_probabilities(
-                Path(member), RunDir(member, check=False).read_config(), test, bs, device
-            )
+            predict_table(member, images, bs=bs, device=device, part=part)[0]
             for member in ensemble["members"]
         ]
-        return merge_probabilities(members, ensemble["weights"], ensemble["merge"])[0]
+        return merge_probabilities(members, ensemble["weights"], ensemble["merge"])
     trained = load_run(run, device)
-    images = decode_test_images(test, trained.size, letterbox=trained.letterbox)
-    return trained.probabilities(trained.logits(images, bs))
+    pixels = decode_test_images(images, trained.size, letterbox=trained.letterbox, part=part)
+    logits = trained.logits(pixels, bs)
+    return trained.probabilities(logits), logits
+
+
+def saved_thresholds(run: Path | str, n_classes: int) -> np.ndarray:
+    """The thresholds of a run's threshold policy (calibration.json), one per class; 0.5 for
+    runs without one (ensembles, runs older than the policies)."""
+    from cxrlt.calibration.thresholds import threshold_policy_from_state
+
+    calibration = RunDir(run, check=False).file(CALIBRATION)
+    saved = read_json(calibration).get("thresholds") if calibration.is_file() else None
+    if not saved:
+        return np.full(n_classes, 0.5)
+    thresholds = threshold_policy_from_state(saved["spec"], saved["state"]).thresholds
+    if thresholds.shape != (n_classes,):
+        raise CxrltError(
+            f"{calibration} holds {thresholds.size} thresholds for the run's {n_classes} "
+            "classes: the file does not belong to this run."
+        )
+    return thresholds

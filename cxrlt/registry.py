@@ -94,6 +94,12 @@ class Entry:
     summary: str = ""
     aliases: tuple[str, ...] = ()
     bound: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # The publication the entry implements, and where its defaults (keyed by parameter, or
+    # "formula" for the loss's form) differ from it and why: `cxrlt show` prints both.
+    paper: str = ""
+    deviations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Losses only: the head spec the loss is designed for, the run's head unless --head says.
+    head: str | None = None
 
     def load(self) -> Callable[..., Any]:
         """Import and return the target."""
@@ -144,6 +150,9 @@ class Entry:
             "summary": self.summary,
             "plugin": self.plugin,
             "target": self.target_path,
+            "paper": self.paper,
+            "deviations": dict(self.deviations),
+            "head": self.head,
         }
 
 
@@ -371,6 +380,9 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
         summary: str = "",
         aliases: tuple[str, ...] | list[str] = (),
         bound: Mapping[str, Any] | None = None,
+        paper: str = "",
+        deviations: Mapping[str, str] | None = None,
+        head: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or set(name) & set(",= "):
             raise CxrltError(
@@ -381,8 +393,36 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
                 f"Plugin {plugin!r} registered {kind.singular} {name!r} with target {target!r}: "
                 "write it as 'package.module:attribute'."
             )
-        frozen = MappingProxyType(dict(bound or {}))
-        entries.append(Entry(kind.name, name, target, plugin, summary, tuple(aliases), frozen))
+        deviations = dict(deviations or {})
+        if not all(isinstance(v, str) and v for v in (*deviations, *deviations.values())):
+            raise CxrltError(
+                f"Plugin {plugin!r} registered {kind.singular} {name!r} with deviations "
+                f"{deviations!r}: give {{'parameter': 'where and why it differs from the paper'}}."
+            )
+        if deviations and not paper:
+            raise CxrltError(
+                f"Plugin {plugin!r} registered {kind.singular} {name!r} with deviations but no "
+                "paper: say which paper they differ from with paper='Author et al., venue year'."
+            )
+        if head is not None and kind.name != "losses":
+            raise CxrltError(
+                f"Plugin {plugin!r} registered {kind.singular} {name!r} with head={head!r}: only "
+                "a loss declares the head it expects."
+            )
+        entries.append(
+            Entry(
+                kind.name,
+                name,
+                target,
+                plugin,
+                summary,
+                tuple(aliases),
+                MappingProxyType(dict(bound or {})),
+                paper=paper,
+                deviations=MappingProxyType(deviations),
+                head=head,
+            )
+        )
 
     return register
 

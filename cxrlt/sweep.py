@@ -5,7 +5,8 @@ of its ``none`` sibling (``cxrlt run --from-run``), so post-training alternative
 on the very same weights and no model is trained twice. Finished cells are skipped, so a
 sweep that stopped goes on where it was, and every cell is also a standalone ``cxrlt run``
 command for a cluster scheduler. The results are the founding study's table: mean and spread
-over seeds of mAP, mAUC, mF1, ECE and head / medium / tail mAP.
+over seeds of mAP, mAUC, mF1, ECE and head / medium / tail mAP, with a mark on the rows whose
+mAP, mAUC, mF1 or ECE differs significantly from the first row's (:func:`differences_from_first`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -332,7 +334,7 @@ def collect(folder: Path | str) -> tuple[pd.DataFrame, list[str]]:
     notes = [f"{c['name']}: not complete" for c in cells if c not in done]
     if not done:
         return pd.DataFrame(columns=[*FACTORS, "seed", "run", *SCORES]), notes
-    frame, compare_notes = compare_runs([folder / c["name"] for c in done])
+    frame, compare_notes = compare_runs([folder / c["name"] for c in done], intervals=False)
     factors = pd.DataFrame([{k: c[k] for k in (*FACTORS, "seed")} for c in done])
     frame = pd.concat([factors, frame[["run", *SCORES]]], axis=1)
     return frame, notes + compare_notes
@@ -347,24 +349,100 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def differences_from_first(
+    folder: Path | str, cells: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """For every row (loss, arch, post) after the first: its mean difference over seeds from
+    the first row in mAP, mAUC, mF1 and ECE, with a 95% interval and p-value; and notes.
+
+    Cells with the same seed are scored on the same validation images (the split depends on
+    the seed), so per seed the row's cell and the first row's are resampled with the same
+    patients and draws (``cxrlt compare``'s paired difference; the bootstrap seed is the
+    cell's seed, so the seeds' resamples are independent). Averaging the per-seed differences
+    resample by resample gives the distribution of the mean difference over seeds. Columns:
+    ``<metric>_diff``, ``_diff_low``, ``_diff_high``, ``_p`` and ``paired_seeds``.
+    """
+    from cxrlt.evaluation.bootstrap import Difference
+    from cxrlt.outputs.report import PAIRED, paired_difference, read_run
+
+    folder = Path(folder)
+    rows = list(cells.groupby(list(FACTORS), sort=False))
+    if len(rows) < 2:
+        return pd.DataFrame(columns=list(FACTORS)), []
+    (_, first_cells), *others = rows
+    first_runs = dict(zip(first_cells["seed"], first_cells["run"], strict=True))
+    firsts: dict[int, tuple[Any, Any]] = {}  # seed -> the first row's cell, read and scored
+    table, notes = [], []
+    for key, row_cells in others:
+        per_seed = []
+        for seed, run in zip(row_cells["seed"], row_cells["run"], strict=True):
+            if seed not in first_runs:
+                notes.append(f"{run}: no paired test, the first row has no seed {seed}")
+                continue
+            try:
+                if seed not in firsts:
+                    base = read_run(folder / first_runs[seed])
+                    firsts[seed] = base, base.evaluate(base.final, seed=seed)
+                base, base_report = firsts[seed]
+                results = read_run(folder / run)
+            except CxrltError as error:
+                notes.append(f"{run}: no paired test ({error})")
+                continue
+            if not results.same_images(base):
+                notes.append(f"{run}: no paired test, scored on other images than {base.path.name}")
+                continue
+            report = results.evaluate(results.final, patients=base.patients, seed=seed)
+            per_seed.append(paired_difference(base_report, report))
+        row = {**dict(zip(FACTORS, key, strict=True)), "paired_seeds": len(per_seed)}
+        for metric in PAIRED if per_seed else ():
+            difference = Difference.of(
+                np.mean([seed[metric][0] for seed in per_seed]),
+                np.mean([seed[metric][1] for seed in per_seed], axis=0),
+            )
+            row[f"{metric}_diff"] = difference.value
+            row[f"{metric}_diff_low"] = difference.low
+            row[f"{metric}_diff_high"] = difference.high
+            row[f"{metric}_p"] = difference.p_value
+        table.append(row)
+    return pd.DataFrame(table), notes
+
+
 def _mean_sd(row: pd.Series, metric: str) -> str:
     mean, sd = row[f"{metric}_mean"], row[f"{metric}_std"]
     if pd.isna(mean):
         return "—"
-    return f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
+    text = f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}"
+    low, high = row.get(f"{metric}_diff_low", np.nan), row.get(f"{metric}_diff_high", np.nan)
+    return f"{text} *" if low > 0 or high < 0 else text
 
 
 SUMMARY_HEADER = (*FACTORS, "seeds", *SCORES[:4], "head mAP", "medium mAP", "tail mAP")
 
 
+def _mark_note(summary: pd.DataFrame) -> str:
+    first = summary.iloc[0]
+    return (
+        f"\\* after mAP, mAUC, mF1 or ECE: the row differs from the first row ({first.loss}, "
+        f"{first.arch}, {first.post}) in that metric. Per seed, the two cells were scored on "
+        "the same validation images; their difference was resampled by a paired bootstrap of "
+        "the patients (1,000 resamples), the per-seed differences averaged over the seeds "
+        "resample by resample; \\* when the 95% interval of that mean difference excludes 0. "
+        "summary.csv holds each difference (`<metric>_diff`), its interval and p-value."
+    )
+
+
 def summary_markdown(summary: pd.DataFrame, notes: Sequence[str] = ()) -> str:
-    """The founding study's table: mean ± sd over seeds per loss, backbone and post step."""
+    """The founding study's table: mean ± sd over seeds per loss, backbone and post step, with
+    ``*`` where a row differs significantly from the first row (when the summary holds the
+    differences of :func:`differences_from_first`)."""
     rows = [
         [row.loss, row.arch, row.post, str(row.seeds)] + [_mean_sd(row, m) for m in SCORES]
         for _, row in summary.iterrows()
     ]
     lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "---|" * len(SUMMARY_HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    if "mAP_diff_low" in summary.columns:
+        notes = [_mark_note(summary), *notes]
     extra = [f"- {note}" for note in notes]
     return "\n".join(lines + ([""] + extra if extra else [])) + "\n"
 
@@ -377,6 +455,10 @@ def write_results(folder: Path | str) -> tuple[pd.DataFrame, list[str], list[Pat
     folder = Path(folder)
     cells, notes = collect(folder)
     summary = summarise(cells)
+    differences, paired_notes = differences_from_first(folder, cells)
+    if len(differences):
+        summary = summary.merge(differences, on=list(FACTORS), how="left")
+    notes += paired_notes
     written = [
         write_with(folder / CELLS, lambda f: cells.to_csv(f, index=False)),
         write_with(folder / f"{SUMMARY}.csv", lambda f: summary.to_csv(f, index=False)),

@@ -356,6 +356,11 @@ def _scores_and_targets() -> tuple[np.ndarray, np.ndarray]:
     return 2 * targets - 1 + rng.normal(size=targets.shape) * 1.5, targets
 
 
+def _fallback_activation(logits: np.ndarray) -> np.ndarray:
+    """The loss activation the kit's calibrators fall back on: sigmoid(2 z), as LDAM's scale."""
+    return 1 / (1 + np.exp(-2 * logits))
+
+
 def check_calibrator(spec: SpecLike) -> None:
     """Fit the calibrator and check :func:`check_calibrator_object`, reloading through
     :func:`calibrator_from_state` and the spec."""
@@ -365,7 +370,7 @@ def check_calibrator(spec: SpecLike) -> None:
     check_rejects_unknown_parameter(resolved)
 
     def reload(state: Mapping[str, Any]) -> Any:
-        return calibrator_from_state(str(resolved.spec), state)
+        return calibrator_from_state(str(resolved.spec), state, fallback=_fallback_activation)
 
     check_calibrator_object(resolved.build(), reload, _what(resolved))
 
@@ -374,9 +379,10 @@ def check_calibrator_object(
     calibrator: Any, reload: Callable[[Mapping[str, Any]], Any], what: str = "The calibrator"
 ) -> None:
     """Fitted on small random data, ``transform`` gives finite probabilities in [0, 1] of the
-    logits' shape; ``state()`` survives JSON, and ``reload(state)`` transforms identically."""
+    logits' shape that rank each class's images as the logits do; ``state()`` survives JSON,
+    and ``reload(state)`` (given :func:`_fallback_activation`) transforms identically."""
     logits, targets = _scores_and_targets()
-    fitted = calibrator.fit(logits, targets)
+    fitted = calibrator.fit(logits, targets, fallback=_fallback_activation)
     _require(fitted is calibrator, what, "fit returns the calibrator itself")
     probs = calibrator.transform(logits)
     _require(probs.shape == logits.shape, what, "transform keeps the shape", f"{probs.shape}")
@@ -385,6 +391,12 @@ def check_calibrator_object(
         what,
         "transform gives probabilities in [0, 1]",
         f"range [{probs.min()}, {probs.max()}]",
+    )
+    order = np.argsort(logits, axis=0)
+    _require(
+        bool((np.diff(np.take_along_axis(probs, order, axis=0), axis=0) > 0).all()),
+        what,
+        "transform is strictly increasing in each class's logit (AP and AUC unchanged)",
     )
     state = json.loads(json.dumps(calibrator.state()))
     _require(
@@ -485,11 +497,32 @@ CHECKERS: dict[str, Callable[[SpecLike], None]] = {
 }
 
 
+def check_metadata(resolved: Resolved) -> None:
+    """Each deviation from the paper names a parameter of the entry (or ``formula``), and a
+    loss's declared head is a head that resolves."""
+    entry = resolved.entry
+    known = {*entry.params(), *entry.bound, "formula"}
+    for key in entry.deviations:
+        _require(
+            key in known,
+            _what(resolved),
+            "each deviation names one of its parameters, or 'formula'",
+            f"{key!r} is none of {sorted(known)}",
+        )
+    if entry.head is not None:
+        try:
+            resolve("heads", entry.head)
+        except CxrltError as error:
+            _require(False, _what(resolved), "its declared head resolves", str(error))
+
+
 def check_entry(kind: str, spec: SpecLike) -> None:
-    """Run the checker of ``kind`` (singular or plural word) on one entry."""
+    """Run the checker of ``kind`` (singular or plural word) on one entry, after
+    :func:`check_metadata`."""
     from cxrlt.registry import kind_named
 
     name = kind_named(kind).name
     if name not in CHECKERS:
         raise CxrltError(f"No conformance checks for {name}. Kinds checked: {', '.join(CHECKERS)}.")
+    check_metadata(_resolved(name, spec))
     CHECKERS[name](spec)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -64,3 +66,25 @@ def test_post_training_benchmark_runs(tmp_path):
         "crt,tta:scales=[0.9,1.1],temp-scale,f1-per-class",
     ]
     assert all(0 <= row["mAP"] <= 1 for row in rows)
+
+
+@pytest.mark.slow
+def test_bootstrap_benchmark_runs_and_agrees_with_the_naive_loop(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bootstrap.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "bootstrap.json").read_text())
+    assert record["quick"] is True and record["resamples"] == 100
+    scaled = record["naive_seconds_timed"] * 100 / record["naive_resamples_timed"]
+    assert record["naive_seconds_scaled"] == pytest.approx(scaled, rel=0.01)
+    assert record["speed_up"] == pytest.approx(scaled / record["cxrlt_seconds"], rel=0.01)
+    assert record["max_abs_difference"] < 1e-10  # the same AP and AUC as scikit-learn's
+    low, high = record["mAP_interval"]
+    assert low < record["mAP"] < high
+    goals = {goal["figure"]: goal for goal in record["goals"]}
+    assert goals["naive / cxrlt bootstrap time"]["value"] == record["speed_up"]
+    assert "| naive: rows gathered" in (tmp_path / "bootstrap.md").read_text()

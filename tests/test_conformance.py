@@ -4,6 +4,7 @@ covered without new test code. Each checker also catches a deliberately broken o
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -17,13 +18,14 @@ from cxrlt.data.samplers import UniformSampler
 from cxrlt.errors import CxrltError
 from cxrlt.model.heads import LinearHead
 from cxrlt.post import PostStep
-from cxrlt.registry import registry, resolve
+from cxrlt.registry import Entry, Resolved, registry, resolve
 from cxrlt.testing import (
     check_calibrator_object,
     check_dataset_object,
     check_entry,
     check_head_object,
     check_loss_object,
+    check_metadata,
     check_post_object,
     check_sampler_object,
     check_threshold_object,
@@ -146,7 +148,7 @@ class _ForgetfulTemperature(TemperatureScaling):
 
 def test_calibrator_check_catches_a_lossy_state() -> None:
     def reload(state: Any) -> TemperatureScaling:
-        return TemperatureScaling().load_state(state)
+        return TemperatureScaling().load_state(state, fallback=lambda z: 1 / (1 + np.exp(-z)))
 
     with pytest.raises(AssertionError, match="JSON and back transforms identically"):
         check_calibrator_object(_ForgetfulTemperature(), reload)
@@ -168,3 +170,18 @@ def test_dataset_check_catches_labels_that_are_not_binary() -> None:
     frame.loc[0, data.classes[0]] = 2
     with pytest.raises(AssertionError, match="labels are 0 or 1"):
         check_dataset_object(replace(data, frame=frame))
+
+
+@pytest.mark.parametrize(
+    ("metadata", "rule"),
+    [
+        ({"paper": "Lin et al.", "deviations": {"gama": "a typo"}}, "each deviation names"),
+        ({"head": "no-such-head"}, "its declared head resolves"),
+    ],
+)
+def test_metadata_check_catches_a_wrong_deviation_or_head(metadata: dict, rule: str) -> None:
+    if "deviations" in metadata:
+        metadata["deviations"] = MappingProxyType(metadata["deviations"])
+    entry = Entry("losses", "focal-x", "cxrlt.training.losses:FocalLoss", "test", **metadata)
+    with pytest.raises(AssertionError, match=f"breaks the rule: {rule}"):
+        check_metadata(Resolved(entry, {"gamma": 2.0, "alpha": None}))

@@ -273,10 +273,11 @@ def use_post(spec: str) -> None:
 
 def use_calibrator(spec: str) -> None:
     logits = np.array([[1.0, -2.0], [3.0, 0.0]])
-    calibrator = resolve("calibrators", spec).build().fit(logits, np.array([[1, 0], [1, 1]]))
+    targets = np.array([[1, 0], [1, 1]])
+    calibrator = resolve("calibrators", spec).build().fit(logits, targets, fallback=expit)
     # offsets: shift - class means = 1 - [2, -1] = [-1, 2]
     assert np.allclose(calibrator.transform(logits), expit([[0.0, 0.0], [2.0, 2.0]]))
-    reloaded = calibrator_from_state(spec, calibrator.state())  # as prediction does
+    reloaded = calibrator_from_state(spec, calibrator.state(), fallback=expit)  # as predict does
     assert np.array_equal(reloaded.transform(logits), calibrator.transform(logits))
 
 

@@ -71,6 +71,20 @@ def test_focal_by_hand():
     assert value(FocalLoss(gamma=2.0)) == pytest.approx(mean_over(term))
 
 
+def test_focal_alpha_weights_positives_alpha_and_negatives_one_minus_alpha():
+    """Lin et al.'s alpha-balanced form, alpha_t (1 - p_t)^gamma BCE; off by default."""
+    alpha, gamma = 0.25, 2.0
+
+    def term(z, y, c):
+        p_t = sig(z) if y else 1 - sig(z)
+        return (alpha if y else 1 - alpha) * (1 - p_t) ** gamma * bce(z, y)
+
+    assert value(FocalLoss(gamma=gamma, alpha=alpha)) == pytest.approx(mean_over(term))
+    assert FocalLoss().alpha is None
+    with pytest.raises(ValueError, match="alpha"):
+        FocalLoss(alpha=1.5)
+
+
 def test_cb_by_hand():
     beta = 0.99
     raw = [(1 - beta) / (1 - beta**n) for n in COUNTS]
@@ -125,6 +139,20 @@ def test_ldam_margin_only_on_positives():
     negatives, positives = TARGETS == 0, TARGETS == 1
     assert torch.allclose(per_element[negatives], plain[negatives])
     assert (per_element[positives] > plain[positives]).all()  # a margin makes positives harder
+
+
+def test_asl_defaults_are_the_papers_final_recipe():
+    """Ridnik et al., ICCV 2021: gamma- = 4, gamma+ = 0 (no focusing on positives), m = 0.05."""
+    loss = AsymmetricLoss()
+    assert (loss.gamma_neg, loss.gamma_pos, loss.clip) == (4.0, 0.0, 0.05)
+
+    def term(z, y, c):
+        if y:
+            return -math.log(sig(z))  # gamma+ = 0: plain log-likelihood for positives
+        p_m = max(sig(z) - 0.05, 0.0)
+        return -(p_m**4) * math.log(1 - p_m)
+
+    assert value(loss) == pytest.approx(mean_over(term))
 
 
 def test_asl_negative_weight_grows_with_p():

@@ -168,7 +168,10 @@ def test_binary_predictions_follow_the_held_out_thresholds(runs):
 
 
 def test_the_rebuilt_model_gives_the_logits_the_run_evaluated(runs):
-    """Prediction-time rebuild (backbone, head, post steps, weights) equals the evaluated model."""
+    """Prediction-time rebuild (backbone, head, post steps, weights) equals the evaluated
+    models: each validation half's logits come from the weights file that reported it."""
+    from safetensors.torch import load_model
+
     from cxrlt.data.loaders import cxr_dataloaders
     from cxrlt.prediction import load_run
 
@@ -177,4 +180,10 @@ def test_the_rebuilt_model_gives_the_logits_the_run_evaluated(runs):
     images = np.stack([dls.valid.dataset[i][0].numpy() for i in range(len(dls.valid.dataset))])
     saved = pd.read_csv(runs / "ldam" / "valid_predictions.csv")
     expected = saved[[f"logit:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
-    assert np.allclose(trained.logits(images), expected, atol=1e-5)
+    split = pd.read_csv(runs / "ldam" / "split.csv")
+    halves = split.loc[split["split"] == "valid", "half"].to_numpy()
+    weights = json.loads((runs / "ldam" / "config.json").read_text())["selection"]["weights"]
+    for half in (0, 1):
+        load_model(trained.model, str(runs / "ldam" / weights[f"half{half}"]))
+        rows = halves == half
+        assert np.allclose(trained.logits(images[rows]), expected[rows], atol=1e-5)

@@ -208,3 +208,47 @@ def test_invalid_target_string_is_refused(install_fake_plugin):
     )
     with pytest.raises(CxrltError, match="'package.module:attribute'"):
         registry("losses")
+
+
+def test_paper_deviations_and_head_are_kept_on_the_entry(install_fake_plugin):
+    install_fake_plugin(
+        "cited",
+        """
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_losses(register):
+            register("cited", "math:fsum", paper="Doe et al., 2020",
+                     deviations={"gamma": "1, not 2: why"}, head="cosine")
+    """,
+    )
+    entry = registry("losses").get("cited")
+    assert (entry.paper, dict(entry.deviations), entry.head) == (
+        "Doe et al., 2020",
+        {"gamma": "1, not 2: why"},
+        "cosine",
+    )
+    assert entry.to_dict()["deviations"] == {"gamma": "1, not 2: why"}
+
+
+@pytest.mark.parametrize(
+    ("plugin", "hook", "extra", "fragment"),
+    [
+        ("nopaper", "register_losses", "deviations={'gamma': 'why'}", "but no paper"),
+        ("noreason", "register_losses", "paper='Doe', deviations={'gamma': ''}", "where and why"),
+        ("samplerhead", "register_samplers", "head='cosine'", "only a loss declares the head"),
+    ],
+)
+def test_bad_paper_metadata_is_refused(install_fake_plugin, plugin, hook, extra, fragment):
+    install_fake_plugin(
+        plugin,
+        f"""
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def {hook}(register):
+            register("badmeta", "math:fsum", {extra})
+    """,
+    )
+    with pytest.raises(CxrltError, match=fragment):
+        registry(hook.removeprefix("register_"))

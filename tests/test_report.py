@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cxrlt.cli import app
 from cxrlt.evaluation.metrics import evaluate
-from cxrlt.outputs.report import compare_runs, read_run
+from cxrlt.outputs.report import compare_runs, comparison_markdown, read_run
 
 runner = CliRunner()
 CLASSES = [f"finding {i}" for i in range(8)]
@@ -30,16 +30,20 @@ def make_run(
     calibrated: bool = False,
     metrics: dict | None = None,
     n_images: int = 300,
+    signal: float = 2.0,
+    split: bool = True,
 ) -> Path:
     """A complete run directory as ``cxrlt run`` leaves it, with labels in ``target:`` columns.
 
     The last class has no validation positive. ``metrics`` replaces metrics.json's contents
-    (by default: the mAP and mAUC only, as runs before ECE and the groups wrote).
+    (by default: the mAP and mAUC only, as runs before ECE and the groups wrote). ``signal``
+    separates the positives' logits; the same seed gives the same labels and noise. With
+    ``split``, split.csv gives two validation images per patient (and a training image).
     """
     rng = np.random.default_rng(seed)
     prevalence = np.array([0.4, 0.3, 0.2, 0.1, 0.08, 0.05, 0.03, 0.0])
     targets = (rng.random((n_images, len(CLASSES))) < prevalence).astype(int)
-    logits = np.round(rng.normal(size=targets.shape) + 2 * targets - 1, 1)  # ties on purpose
+    logits = np.round(rng.normal(size=targets.shape) + signal * targets - 1, 1)  # ties
     probs = 1 / (1 + np.exp(-logits))
     columns = {"ImageID": [f"img{i}.png" for i in range(n_images)]}
     tables = {"target": targets, "logit": logits, "prob": probs}
@@ -49,6 +53,12 @@ def make_run(
         columns |= {f"{prefix}:{c}": values[:, i] for i, c in enumerate(CLASSES)}
     path.mkdir(parents=True)
     pd.DataFrame(columns).to_csv(path / "valid_predictions.csv", index=False)
+    if split:
+        ids = [*columns["ImageID"], "train0.png"]
+        patients = [f"P{i // 2}" for i in range(n_images)] + ["P-train"]
+        sides = ["valid"] * n_images + ["train"]
+        table = {"ImageID": ids[::-1], "PatientID": patients[::-1], "split": sides[::-1]}
+        pd.DataFrame(table).to_csv(path / "split.csv", index=False)  # another order on purpose
     config = {
         "status": "complete",
         "options": {"loss": loss, "arch": "resnet18", "epochs": 4},
@@ -165,7 +175,8 @@ def test_compare_writes_csv_and_markdown_and_recomputes_what_metrics_lack(tmp_pa
     assert "equal thirds" in table.loc[1, "groups"]
     markdown = out.with_suffix(".md").read_text()
     assert "| run | loss | arch | epochs | mAP |" in markdown
-    assert "| a | asl | resnet18 | 4 | 0.610 |" in markdown
+    low, high = read_run(first).evaluate().intervals.overall["mAP"]  # recomputed: not in metrics
+    assert f"| a | asl | resnet18 | 4 | 0.610 [{low:.3f}, {high:.3f}] |" in markdown
     assert "Groups of a: hand-written groups" in markdown
     assert "ldam-drw" in result.output
 
@@ -235,3 +246,86 @@ def test_f1_of_the_final_probabilities_uses_the_runs_own_predictions(tmp_path):
     expected = [f1_score(targets[:, i], predicted[:, i]) for i in range(len(CLASSES) - 1)]
     assert report.per_class["F1"].iloc[:-1].tolist() == pytest.approx(expected)
     assert results.evaluate("prob").per_class["threshold"].eq(0.5).all()
+
+
+def test_report_gives_intervals_over_the_patients_of_split_csv(tmp_path):
+    run = make_run(tmp_path / "run")
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    described = "95% intervals: percentile bootstrap over patients, 1,000 resamples of 150 patients"
+    assert described in text
+    results = read_run(run)
+    assert results.patients[:4].tolist() == ["P0", "P0", "P1", "P1"]
+    report = evaluate(
+        results.probs["prob"],
+        results.targets,
+        CLASSES,
+        scores=results.logits,
+        train_counts=TRAIN_COUNTS,
+        patients=results.patients,
+    )
+    low, high = report.intervals.overall["mAP"]
+    assert f"mAP {report.overall['mAP']:.3f} [{low:.3f}, {high:.3f}]" in text
+    low, high = report.intervals.overall["mF1_tail"]
+    assert f"mF1 {report.overall['mF1_tail']:.3f} [{low:.3f}, {high:.3f}]" in text
+    row = report.per_class.loc["finding 0"]
+    low, high = report.intervals.per_class.loc["finding 0", ["AUC_low", "AUC_high"]]
+    assert f"{row.AUC:.3f} [{low:.3f}, {high:.3f}]" in text
+    assert "split.csv is missing" not in text
+
+
+def test_report_without_split_csv_counts_each_image_as_a_patient(tmp_path):
+    result = invoke("report", make_run(tmp_path / "run", split=False))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "1,000 resamples of 300 patients" in text
+    assert "split.csv is missing: each image counted as its own patient" in text
+
+
+def test_report_names_a_split_csv_that_lacks_the_validation_images(tmp_path):
+    run = make_run(tmp_path / "run")
+    split = pd.read_csv(run / "split.csv")
+    split[split["ImageID"] != "img7.png"].to_csv(run / "split.csv", index=False)
+    result = invoke("report", run)
+    assert result.exit_code == 2
+    text = "".join(result.output.split())
+    assert "hasnopatientfor1ofthe300imagesinvalid_predictions.csv(first:img7.png)" in text
+    assert "orremoveittocounteachimageasitsownpatient" in text
+
+
+def test_compare_gives_paired_differences_from_the_first_run_on_the_same_images(tmp_path):
+    first = make_run(tmp_path / "a")
+    same = make_run(tmp_path / "b", seed=0, signal=2.0)  # the very same predictions
+    better = make_run(tmp_path / "c", seed=0, signal=4.0)  # same labels, sharper logits
+    other_images = make_run(tmp_path / "d", n_images=200)
+    out = tmp_path / "cmp"
+    result = invoke("compare", first, same, better, other_images, "--out", out)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out.with_suffix(".csv")).set_index("run")
+    assert np.isnan(table.loc["a", "mAP_diff"]) and np.isnan(table.loc["d", "mAP_diff"])
+    assert table.loc["b", ["mAP_diff", "mAP_diff_low", "mAP_diff_high"]].tolist() == [0, 0, 0]
+    assert table.loc["b", "mAP_p"] == 1
+    a, c = read_run(first).evaluate("prob"), read_run(better).evaluate("prob")
+    draws = c.intervals.resampled.overall["mAP"] - a.intervals.resampled.overall["mAP"]
+    assert table.loc["c", "mAP_diff"] == pytest.approx(c.overall["mAP"] - a.overall["mAP"])
+    assert table.loc["c", "mAP_diff_low"] == pytest.approx(np.percentile(draws, 2.5))
+    assert table.loc["c", "mAP_p"] == 0.001 and table.loc["c", "paired_with"] == "a"
+    text = " ".join(result.output.split())
+    assert "Paired differences from a" in text and "< 0.001" in text
+    assert "d: no paired test against a: it was scored on other images" in text
+    markdown = out.with_suffix(".md").read_text()
+    assert "| run | ΔmAP | p mAP | ΔmAUC |" in markdown
+    assert "| b | +0.000 [+0.000, +0.000] | 1.000 |" in markdown
+
+
+def test_compare_takes_the_intervals_metrics_json_holds(tmp_path):
+    metrics = {key: 0.5 for key in ("mAP", "mAUC", "mF1", "ECE")}
+    metrics |= {f"mAP_{g}": 0.5 for g in ("head", "medium", "tail")}
+    metrics |= {f"{key}_ci": [0.4, 0.6] for key in metrics}
+    metrics["groups"] = "hand-written groups"
+    run = make_run(tmp_path / "a", metrics=metrics)
+    (run / "valid_predictions.csv").unlink()  # nothing to recompute from
+    frame, notes = compare_runs([run])
+    assert frame.loc[0, ["mAP_low", "mAP_high", "mAP_tail_high"]].tolist() == [0.4, 0.6, 0.6]
+    assert "0.500 [0.400, 0.600]" in comparison_markdown(frame, notes)

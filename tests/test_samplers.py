@@ -152,6 +152,17 @@ def test_every_registered_sampler_builds():
         assert len(sampler.indices(np.random.default_rng(0))) > 0
 
 
+def test_repeat_factor_has_no_cap_by_default_as_in_lvis():
+    """r_c = max(1, sqrt(t / f_c)) uncapped (Gupta et al. 2019): 1 positive in 20,000 images
+    at t = 0.01 repeats sqrt(200) ~ 14.1 times; cap=10 still caps."""
+    labels = np.zeros((20_000, 2), np.uint8)
+    labels[0, 1] = 1
+    labels[1:, 0] = 1
+    expected = np.sqrt(0.01 / (1 / 20_000))
+    assert RepeatFactorSampler(labels).factors[0] == pytest.approx(expected)
+    assert RepeatFactorSampler(labels, cap=10.0).factors[0] == 10.0
+
+
 def test_repeat_factor_params_come_from_the_spec():
     sampler = resolve("samplers", "repeat-factor:t=0.1,cap=2").build(labels=single_label())
     assert sampler.factors.max() == 2.0

@@ -177,6 +177,38 @@ def test_summary_is_mean_and_spread_over_seeds():
     assert np.isnan(summary.loc["asl", "mAP_std"])  # one seed: no spread
 
 
+def test_summary_marks_rows_that_differ_from_the_first_by_a_paired_bootstrap(tmp_path):
+    """Cells written by hand: asl's logits separate the labels better than bce's on the same
+    images (per seed), focal's are bce's own; only asl is marked."""
+    from cxrlt.outputs.report import read_run
+    from cxrlt.outputs.run_dir import RunDir
+    from tests.test_report import make_run
+
+    signals = {"bce": 2.0, "asl": 5.0, "focal": 2.0}
+    cells = []
+    for loss, signal in signals.items():
+        for seed in (0, 1):
+            cell = Cell(loss, "resnet18", "none", seed)
+            run = make_run(tmp_path / cell.name, seed=seed, signal=signal, loss=loss)
+            RunDir(run, check=False).write_metrics(read_run(run).evaluate(intervals=False))
+            cells.append({**dataclasses.asdict(cell), "name": cell.name, "asked": True})
+    (tmp_path / MANIFEST).write_text(json.dumps({"cells": cells}))
+    summary, notes, _ = write_results(tmp_path)
+    rows = summary.set_index("loss")
+    assert rows.loc["asl", "mAP_diff_low"] > 0 and rows.loc["asl", "paired_seeds"] == 2
+    assert rows.loc["focal", ["mAP_diff", "mAP_diff_low", "mAP_diff_high"]].tolist() == [0, 0, 0]
+    assert np.isnan(rows.loc["bce", "mAP_diff"])
+    expected = rows.loc["asl", "mAP_mean"] - rows.loc["bce", "mAP_mean"]  # mean of differences
+    assert rows.loc["asl", "mAP_diff"] == pytest.approx(expected)
+    markdown = (tmp_path / f"{SUMMARY}.md").read_text()
+    lines = {line.split(" | ")[0][2:]: line for line in markdown.splitlines() if line[:2] == "| "}
+    mean, sd = rows.loc["asl", ["mAP_mean", "mAP_std"]]
+    assert f"| {mean:.3f} ± {sd:.3f} * |" in lines["asl"]
+    assert "*" not in lines["bce"] and "*" not in lines["focal"]
+    assert "differs from the first row (bce, resnet18, none)" in markdown
+    assert "averaged over the seeds" in markdown and not notes
+
+
 # ---- real runs -----------------------------------------------------------------------------
 
 

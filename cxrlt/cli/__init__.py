@@ -5,6 +5,7 @@ from __future__ import annotations
 from cxrlt.cli import (  # noqa: F401 - importing registers the commands
     catalog,
     ensemble,
+    evaluate,
     predict,
     prepare,
     report,

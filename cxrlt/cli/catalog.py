@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from cxrlt.cli.app import app, console, friendly_errors
-from cxrlt.registry import KINDS, kind_named, registry
+from cxrlt.registry import KINDS, Entry, kind_named, registry
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -49,7 +49,8 @@ def show(
     name: Annotated[str, typer.Argument(help="A registered name or alias.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Describe one entry: summary, parameters with defaults, and the plugin behind it."""
+    """Describe one entry: summary, the paper it follows and where its defaults differ,
+    parameters with defaults, and the plugin behind it."""
     entry = registry(kind).get(name)
     params = entry.params()
     if as_json:
@@ -71,6 +72,7 @@ def show(
     doc = inspect.getdoc(entry.load())
     if doc:
         console.print(doc.split("\n\n")[0], style="dim")
+    _print_paper(entry)
     table = Table(title="parameters")
     for column in ("name", "type", "default"):
         table.add_column(column)
@@ -78,6 +80,20 @@ def show(
         table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default))
     console.print(table if params else "No parameters.")
     console.print(f"target: {entry.target_path}")
+
+
+def _print_paper(entry: Entry) -> None:
+    """The paper, each default that differs from it and why, and a loss's declared head."""
+    if entry.paper:
+        differ = "; defaults that differ from it:" if entry.deviations else "; defaults follow it."
+        console.print(f"paper: {entry.paper}{differ}", markup=False)
+    for what, why in entry.deviations.items():
+        console.print(f"  {what}: {why}", markup=False)
+    if entry.head:
+        console.print(
+            f"head: {entry.head} (the run's head with this loss unless --head says otherwise)",
+            markup=False,
+        )
 
 
 @app.command()

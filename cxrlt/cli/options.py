@@ -12,7 +12,10 @@ Size = Annotated[int, typer.Option(help="Training image size in pixels.")]
 Letterbox = Annotated[
     bool, typer.Option(help="Keep the aspect ratio and pad, instead of stretching.")
 ]
-Head = Annotated[str, typer.Option(help="Classifier head.")]
+Head = Annotated[
+    str | None,
+    typer.Option(help="Classifier head (default: the one the loss declares, else linear)."),
+]
 Sampler = Annotated[str, typer.Option(help="Training sampler.")]
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
 BatchSize = Annotated[int, typer.Option(help="Batch size.")]

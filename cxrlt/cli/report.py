@@ -49,15 +49,22 @@ def report(
     groups: Groups = "thirds",
     bounds: Bounds = "100,1000",
 ) -> None:
-    """Score a run again from its predictions: per-class table, group means and PNG plots."""
+    """Score a run again from its predictions: per-class table, group means (each with its 95%
+    interval over resampled patients) and PNG plots."""
     from cxrlt.outputs import plots
     from cxrlt.outputs.report import print_report, read_run
 
     results = read_run(run)
     grouping = {"groups": groups, "bounds": parse_bounds(bounds)}
-    reports = {kind: results.evaluate(kind, **grouping) for kind in results.probs}
-    main = reports["prob"]
-    print_report(console, main, results.train_counts, calibrated=reports.get("calibrated"))
+    main = results.evaluate("prob", **grouping)
+    calibrated = (
+        results.evaluate("calibrated", intervals=False, **grouping)
+        if "calibrated" in results.probs
+        else None
+    )
+    print_report(console, main, results.train_counts, calibrated=calibrated)
+    if results.patient_note:
+        console.print(f"[yellow]Note:[/yellow] {results.patient_note}.")
     chosen = [c.strip() for c in classes.split(",")] if classes else None
     chosen = plots.curve_classes(main.per_class, results.train_counts, chosen)
     folder = out or run / "plots"
@@ -90,7 +97,8 @@ def compare(
     groups: Groups = "thirds",
     bounds: Bounds = "100,1000",
 ) -> None:
-    """Runs side by side: settings, mAP, mAUC, mF1, ECE and head/medium/tail mAP."""
+    """Runs side by side: settings, mAP, mAUC, mF1, ECE and head/medium/tail mAP with 95%
+    intervals, and each run's paired difference from the first when scored on the same images."""
     from cxrlt.io import write_text, write_with
     from cxrlt.outputs.report import compare_runs, comparison_markdown, print_comparison
     from cxrlt.sweep import with_sweep_cells

@@ -10,6 +10,7 @@ import typer
 from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.selection import SELECTIONS
 from cxrlt.pipeline import RunOptions
 
 _D = RunOptions()
@@ -70,7 +71,12 @@ def run(
         ),
     ] = _D.post,
     select: Annotated[
-        str, typer.Option(help="Keep the 'best' epoch by validation mAP, or the 'last'.")
+        str,
+        typer.Option(
+            help="How the epoch (and tau) are chosen. "
+            + "; ".join(f"'{name}': {text}" for name, text in SELECTIONS.items())
+            + "."
+        ),
     ] = _D.select,
     device: options.Device = _D.device,
     out: Annotated[

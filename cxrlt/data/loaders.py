@@ -122,10 +122,15 @@ class CXRDataLoaders(DataLoaders):
     def n_train(self) -> int:
         return int((~self.is_valid).sum())
 
-    def split_table(self) -> pd.DataFrame:
-        """ImageID, PatientID and side of every image: what the run directory records."""
+    def split_table(self, halves: np.ndarray | None = None) -> pd.DataFrame:
+        """ImageID, PatientID and side of every image, and with ``halves`` the validation
+        half (0/1, empty for training images) it is chosen or reported in: what the run
+        directory records."""
         frame = self.data.frame[["ImageID", "PatientID"]].copy()
         frame["split"] = np.where(self.is_valid, "valid", "train")
+        if halves is not None:
+            frame["half"] = pd.array(np.full(len(frame), pd.NA), dtype="Int64")
+            frame.loc[self.is_valid, "half"] = halves
         return frame
 
 

@@ -88,20 +88,27 @@ class InverseRarestSampler(_WeightedSampler):
 
 
 class RepeatFactorSampler:
-    """Repeat-factor sampling (LVIS, Gupta et al. 2019): r_c = max(1, sqrt(t / f_c)) with f_c
-    the fraction of images showing class c; image factor r_i = min(cap, max r_c over its
-    positives), 1 without positives. Each image appears floor(r_i) times plus once more with
-    probability frac(r_i); the epoch is shuffled, so its length varies around sum(r_i)."""
+    """Repeat-factor sampling (LVIS, Gupta et al., CVPR 2019): r_c = max(1, sqrt(t / f_c))
+    with f_c the fraction of images showing class c; image factor r_i = max r_c over its
+    positives (at most ``cap`` when one is given: the paper has none), 1 without positives.
+    Each image appears floor(r_i) times plus once more with probability frac(r_i); the epoch
+    is shuffled, so its length varies around sum(r_i).
 
-    def __init__(self, labels: np.ndarray, *, t: float = 0.01, cap: float = 10.0) -> None:
-        if t <= 0 or cap < 1:
-            raise CxrltError(f"repeat-factor needs t > 0 and cap >= 1, got t={t}, cap={cap}")
+    ``t`` defaults to 0.01, not LVIS's 0.001, for CXR-LT's larger tail classes (why:
+    ``cxrlt show sampler repeat-factor``).
+    """
+
+    def __init__(self, labels: np.ndarray, *, t: float = 0.01, cap: float | None = None) -> None:
+        if t <= 0 or (cap is not None and cap < 1):
+            raise CxrltError(
+                f"repeat-factor needs t > 0 and cap >= 1 (or no cap), got t={t}, cap={cap}"
+            )
         pos, counts = _positives(labels)
         freq = counts / max(len(pos), 1)
         with np.errstate(divide="ignore"):
             per_class = np.maximum(1.0, np.sqrt(t / freq))
         factor = np.where(pos, per_class, 1.0).max(axis=1, initial=1.0)
-        self.factors = np.minimum(cap, factor)
+        self.factors = factor if cap is None else np.minimum(cap, factor)
 
     def indices(self, rng: np.random.Generator) -> np.ndarray:
         whole = np.floor(self.factors)

@@ -26,3 +26,27 @@ def patient_split(
     is_valid_patient = np.zeros(len(unique), bool)
     is_valid_patient[valid_patients] = True
     return is_valid_patient[inverse]
+
+
+HALVES = 2
+
+
+def validation_halves(patients: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Cut a validation split into two halves, grouped by patient and stratified by label:
+    each row's half (0 or 1).
+
+    Everything a run chooses by a score (the epoch, tau, a calibrator, thresholds) is chosen
+    on one half and reported on the other (cross-fitting), so a rare class needs positives in
+    both halves wherever grouping allows. Same patients, labels and seed: same halves.
+    """
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    unique, inverse = np.unique(np.asarray(patients), return_inverse=True)
+    if len(unique) < HALVES:
+        raise ValueError(f"two halves need at least two patients, got {len(unique)}")
+    per_patient = pd.DataFrame(np.asarray(labels)).groupby(inverse).max().to_numpy()
+    splitter = MultilabelStratifiedKFold(n_splits=HALVES, shuffle=True, random_state=seed)
+    half = np.zeros(len(unique), np.int64)
+    for index, (_, rows) in enumerate(splitter.split(np.zeros(len(unique)), per_patient)):
+        half[rows] = index
+    return half[inverse]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.bootstrap import N_RESAMPLES, SEED, Bootstrap, Intervals
 from cxrlt.evaluation.groups import ClassGroups, frequency_groups, group_means
 
 N_BINS = 15
@@ -34,11 +35,13 @@ GROUPED = ("AP", "AUC", "F1")  # per-class columns averaged per group, as overal
 
 @dataclass(frozen=True)
 class Report:
-    """Overall means, a per-class table, and the head / medium / tail groups when known."""
+    """Overall means, a per-class table, the head / medium / tail groups when known, and the
+    95% intervals of a patient bootstrap when evaluate() had the patients."""
 
     overall: dict[str, float]
     per_class: pd.DataFrame  # index: class; n_pos, prevalence, threshold, AP, AUC, F1, ECE
     groups: ClassGroups | None = None  # set when evaluate() had the training counts
+    intervals: Intervals | None = None  # set when evaluate() had the patients
 
     @property
     def excluded(self) -> list[str]:
@@ -99,14 +102,18 @@ def calibration_bins(
     Each is a ``(classes, n_bins)`` array; sum over axis 0 for the pooled bins.
     """
     n_classes = probs.shape[1]
-    bins = np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
-    keys = (bins + np.arange(n_classes) * n_bins).ravel()
+    keys = (_bin_index(probs, n_bins) + np.arange(n_classes) * n_bins).ravel()
     size = n_classes * n_bins
 
     def total(weights: np.ndarray | None) -> np.ndarray:
         return np.bincount(keys, weights, minlength=size).reshape(n_classes, n_bins)
 
     return total(None), total(probs.ravel()), total(targets.ravel())
+
+
+def _bin_index(probs: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Each probability's equal-width bin, the last one closed (1 falls in it)."""
+    return np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
 
 
 def _ece(count: np.ndarray, prob_sum: np.ndarray, target_sum: np.ndarray) -> np.ndarray:
@@ -160,13 +167,28 @@ def _thresholds(
     return thresholds
 
 
-def _f1(
-    probs: np.ndarray, positive: np.ndarray, thresholds: np.ndarray, has_pos: np.ndarray
-) -> np.ndarray:
-    """F1 at each class's threshold; 0 with no true positive (scikit-learn's zero_division=0)."""
-    predicted = probs >= thresholds
-    tp = (predicted & positive).sum(axis=0)
-    errors = (predicted != positive).sum(axis=0)
+def _decisions(
+    probs: np.ndarray,
+    threshold: float | Sequence[float] | np.ndarray,
+    predicted: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 0/1 decisions F1 counts, and each class's threshold for the table (its mean over
+    images for per-image thresholds, NaN for binary predictions made elsewhere)."""
+    thresholds = _thresholds(threshold, probs.shape)
+    if predicted is None:
+        shown = thresholds if thresholds.ndim == 1 else thresholds.mean(axis=0)
+        return probs >= thresholds, shown
+    if np.shape(predicted) != probs.shape:
+        raise CxrltError(
+            f"predicted has shape {np.shape(predicted)}, the probabilities {probs.shape}"
+        )
+    return np.asarray(predicted, dtype=float) >= 0.5, np.full(probs.shape[1], np.nan)
+
+
+def _f1(decided: np.ndarray, positive: np.ndarray, has_pos: np.ndarray) -> np.ndarray:
+    """F1 of the decisions; 0 with no true positive (scikit-learn's zero_division=0)."""
+    tp = (decided & positive).sum(axis=0)
+    errors = (decided != positive).sum(axis=0)
     return np.divide(2 * tp, 2 * tp + errors, out=np.full(len(has_pos), np.nan), where=has_pos)
 
 
@@ -181,6 +203,9 @@ def evaluate(
     groups: str = "thirds",
     bounds: tuple[int, int] = (100, 1000),
     predicted: np.ndarray | None = None,
+    patients: Sequence[str] | np.ndarray | None = None,
+    resamples: int = N_RESAMPLES,
+    bootstrap_seed: int = SEED,
 ) -> Report:
     """mAP, mAUC, mF1 and ECE, per class and overall, plus mAP's chance level (mean prevalence).
 
@@ -190,16 +215,12 @@ def evaluate(
     ``train_counts``, classes are grouped by ``frequency_groups(method=groups, bounds=bounds)``
     and the overall dict gains ``mAP_head`` ... ``mF1_tail``. ``predicted`` (0/1, the shape of
     ``probs``) gives F1 from binary predictions made elsewhere (a run's threshold policy)
-    instead of a threshold.
+    instead of a threshold. With ``patients`` (each image's patient), the report gains 95%
+    intervals of every metric from ``resamples`` patient resamples drawn with
+    ``bootstrap_seed`` (:mod:`cxrlt.evaluation.bootstrap`).
     """
     probs, targets, scores = _checked(probs, targets, classes, scores)
-    thresholds = _thresholds(threshold, probs.shape)
-    if predicted is not None:
-        if np.shape(predicted) != probs.shape:
-            raise CxrltError(
-                f"predicted has shape {np.shape(predicted)}, the probabilities {probs.shape}"
-            )
-        thresholds = np.full(len(classes), np.nan)
+    decided, thresholds = _decisions(probs, threshold, predicted)
     n_pos = targets.sum(axis=0)
     has_pos = n_pos > 0
     ap = np.full(len(classes), np.nan)
@@ -212,15 +233,10 @@ def evaluate(
         {
             "n_pos": n_pos,
             "prevalence": targets.mean(axis=0),
-            "threshold": thresholds if thresholds.ndim == 1 else thresholds.mean(axis=0),
+            "threshold": thresholds,
             "AP": ap,
             "AUC": auc,
-            "F1": _f1(
-                probs if predicted is None else np.asarray(predicted, dtype=float),
-                targets.astype(bool),
-                thresholds if predicted is None else 0.5,
-                has_pos,
-            ),
+            "F1": _f1(decided, targets.astype(bool), has_pos),
             "ECE": _ece(*bins),
         },
         index=pd.Index(list(classes), name="class"),
@@ -234,10 +250,21 @@ def evaluate(
         "n_images": int(len(targets)),
         "n_classes_scored": int(has_pos.sum()),
     }
-    if train_counts is None:
-        return Report(overall, per_class)
-    class_groups = frequency_groups(train_counts, list(classes), groups, bounds)
-    for column in GROUPED:
-        for name, value in group_means(per_class, class_groups, column).items():
-            overall[f"m{column}_{name}"] = value
-    return Report(overall, per_class, class_groups)
+    class_groups = None
+    if train_counts is not None:
+        class_groups = frequency_groups(train_counts, list(classes), groups, bounds)
+        for column in GROUPED:
+            for name, value in group_means(per_class, class_groups, column).items():
+                overall[f"m{column}_{name}"] = value
+    if patients is None:
+        return Report(overall, per_class, class_groups)
+    resampled = Bootstrap(
+        targets=targets,
+        scores=scores,
+        decisions=decided,
+        probs=probs,
+        bins=_bin_index(probs),
+        n_bins=N_BINS,
+        patients=patients,
+    ).resample(resamples, bootstrap_seed, groups=class_groups, grouped=GROUPED)
+    return Report(overall, per_class, class_groups, Intervals.of(resampled, classes))

@@ -3,7 +3,9 @@ side by side.
 
 A run is scored again from ``valid_predictions.csv``: ``target:<class>`` columns for the labels,
 ``logit:<class>`` for ranking (AP, AUC), ``prob:<class>`` and, when a calibrator wrote them,
-``calibrated:<class>`` for the thresholded and calibration metrics (F1, ECE).
+``calibrated:<class>`` for the thresholded and calibration metrics (F1, ECE). The patient of
+each image, which the intervals resample (:mod:`cxrlt.evaluation.bootstrap`), comes from the
+run's ``split.csv``; without it each image counts as its own patient, and the report says so.
 """
 
 from __future__ import annotations
@@ -20,19 +22,38 @@ from rich.table import Table
 
 from cxrlt.data.labels import imbalance_ratio
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.bootstrap import N_RESAMPLES, SEED, Difference, Intervals, paired_draws
 from cxrlt.evaluation.groups import GROUPS
 from cxrlt.evaluation.metrics import Report, evaluate
 from cxrlt.io import read_json
-from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, RunDir
+from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, SPLIT, RunDir
 
 TARGET, LOGIT, PREDICTED = "target", "logit", "predicted"
 PROBABILITIES = ("prob", "calibrated")  # the second only when a calibrator wrote it
 SETTINGS = ("run", "loss", "arch", "epochs")
 COMPARED = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
+PAIRED = ("mAP", "mAUC", "mF1", "ECE")  # the paired differences between runs
+NO_SPLIT = (
+    f"{SPLIT} is missing: each image counted as its own patient, so the intervals are too "
+    "narrow when patients have several images"
+)
 
 
 def _fmt(value: float) -> str:
     return "—" if np.isnan(value) else f"{value:.3f}"
+
+
+def _fmt_ci(value: float, interval: Sequence[float] | None) -> str:
+    """``0.450 [0.412, 0.489]``: a value and its interval, when it has one."""
+    if interval is None or np.isnan(value) or np.isnan(interval[0]):
+        return _fmt(value)
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _class_interval(intervals: Intervals | None, name: str, metric: str) -> tuple | None:
+    if intervals is None:
+        return None
+    return tuple(intervals.per_class.loc[name, [f"{metric}_low", f"{metric}_high"]])
 
 
 def print_data_summary(console: Console, dls: Any) -> None:
@@ -44,13 +65,20 @@ def print_data_summary(console: Console, dls: Any) -> None:
         f"train imbalance {imbalance_ratio(dls.data.labels[~dls.is_valid]):.0f}:1 "
         f"(most {counts.max()}, least {counts[counts > 0].min()} positives)"
     )
-    for note in dls.data.notes:
-        console.print(f"[yellow]Note:[/yellow] {note}")
+    print_data_notes(console, dls.data)
     if len(dls.skipped):
         console.print(
             f"[yellow]Skipped {dls.skipped['ImageID'].nunique()} bad rows[/yellow] "
             "(listed in the run directory's skipped.csv)."
         )
+
+
+def print_data_notes(console: Console, data: Any) -> None:
+    """A data set's warnings and notes (a LabelledImages'), as `run` and `prepare` show them."""
+    for warning in data.warnings:
+        console.print(f"[bold red]Warning:[/bold red] {warning}", highlight=False)
+    for note in data.notes:
+        console.print(f"[yellow]Note:[/yellow] {note}")
 
 
 def _threshold_label(report: Report) -> str:
@@ -68,7 +96,8 @@ def print_report(
     *,
     calibrated: Report | None = None,
 ) -> None:
-    """The per-class table, the overall means and, when grouped, the head / medium / tail means.
+    """The per-class table, the overall means and, when grouped, the head / medium / tail means,
+    each with its 95% interval when the report has them.
 
     ``calibrated`` (the same predictions after calibration) adds its F1 and ECE beside them.
     """
@@ -83,7 +112,10 @@ def print_report(
         table.add_column(column, justify="left" if column in ("class", "group") else "right")
     for (name, row), n_train in zip(report.per_class.iterrows(), train_counts, strict=True):
         cells = [name, str(n_train), str(int(row.n_pos))]
-        cells += [_fmt(row[c]) for c in ("AP", "AUC", "F1", "ECE")]
+        cells += [
+            _fmt_ci(row[c], _class_interval(report.intervals, name, c))
+            for c in ("AP", "AUC", "F1", "ECE")
+        ]
         if report.groups:
             cells.insert(1, report.groups.group[name])
         if calibrated:
@@ -91,12 +123,19 @@ def print_report(
         table.add_row(*cells)
     console.print(table)
     o = report.overall
+    ci = report.intervals.overall if report.intervals else {}
+
+    def value(key: str) -> str:
+        return _fmt_ci(o[key], ci.get(key))
+
     console.print(
-        f"[bold]mAP {o['mAP']:.3f}[/bold] (chance level {o['mAP_chance']:.3f}), "
-        f"mAUC {o['mAUC']:.3f}, mF1{at} {o['mF1']:.3f} over {o['n_classes_scored']} classes "
-        f"with validation positives, {o['n_images']} images; ECE {o['ECE']:.3f} (15 bins, "
+        f"[bold]mAP {value('mAP')}[/bold] (chance level {o['mAP_chance']:.3f}), "
+        f"mAUC {value('mAUC')}, mF1{at} {value('mF1')} over {o['n_classes_scored']} classes "
+        f"with validation positives, {o['n_images']} images; ECE {value('ECE')} (15 bins, "
         "all image-class pairs)."
     )
+    if report.intervals:
+        console.print(f"{report.intervals.describe()}.", highlight=False)
     if calibrated:
         c = calibrated.overall
         console.print(
@@ -110,7 +149,7 @@ def print_report(
     if report.groups:
         console.print(f"Groups: {report.groups.description}.")
         for name in GROUPS:
-            means = ", ".join(f"m{m} {_fmt(o[f'm{m}_{name}'])}" for m in ("AP", "AUC", "F1"))
+            means = ", ".join(f"m{m} {value(f'm{m}_{name}')}" for m in ("AP", "AUC", "F1"))
             console.print(f"  {name:<6} {means}")
 
 
@@ -125,18 +164,35 @@ class RunResults:
     targets: np.ndarray
     logits: np.ndarray
     probs: dict[str, np.ndarray]  # "prob", and "calibrated" when the run has those columns
+    image_ids: np.ndarray  # in the order of the rows
+    patients: np.ndarray  # each image's patient (its ImageID when split.csv is missing)
     predicted: np.ndarray | None = None  # the run's 0/1 predictions, from its final probabilities
+    patient_note: str = ""  # why the patients are not the run's own, when they are not
 
     @property
     def final(self) -> str:
         """The kind of probabilities the run's predictions come from."""
         return "calibrated" if "calibrated" in self.probs else "prob"
 
-    def evaluate(self, kind: str = "prob", **grouping: Any) -> Report:
+    def same_images(self, other: RunResults) -> bool:
+        """Scored on the same images in the same order: the runs can be compared pairwise."""
+        return np.array_equal(self.image_ids, other.image_ids)
+
+    def evaluate(
+        self,
+        kind: str = "prob",
+        *,
+        intervals: bool = True,
+        patients: np.ndarray | None = None,
+        seed: int = SEED,
+        **grouping: Any,
+    ) -> Report:
         """The report of one kind of probabilities; ``grouping``: evaluate's groups, bounds.
 
         F1 of the run's final probabilities uses the run's own binary predictions (its
-        threshold policy, held out), others the threshold 0.5.
+        threshold policy, held out), others the threshold 0.5. With ``intervals``, the 95%
+        intervals of a patient bootstrap drawn with ``seed``, over the run's patients or
+        ``patients`` (another run's, to pair the two).
         """
         return evaluate(
             self.probs[kind],
@@ -145,6 +201,8 @@ class RunResults:
             scores=self.logits,
             train_counts=self.train_counts,
             predicted=self.predicted if kind == self.final else None,
+            patients=(self.patients if patients is None else patients) if intervals else None,
+            bootstrap_seed=seed,
             **grouping,
         )
 
@@ -176,8 +234,12 @@ def read_run(path: Path | str) -> RunResults:
         raise CxrltError(f"{path / CONFIG} lacks data.classes or data.train_counts.")
     classes = list(data["classes"])
     file = path / PREDICTIONS
-    frame = pd.read_csv(file)
+    frame = pd.read_csv(file, dtype={"ImageID": str})
+    if "ImageID" not in frame.columns:
+        raise CxrltError(f"{file} lacks the column ImageID.")
     kinds = [k for k in PROBABILITIES if k == "prob" or frame.columns.str.startswith(f"{k}:").any()]
+    image_ids = frame["ImageID"].to_numpy(str)
+    patients, note = _patients(path, image_ids)
     return RunResults(
         path=path,
         config=config,
@@ -186,14 +248,49 @@ def read_run(path: Path | str) -> RunResults:
         targets=_columns(frame, TARGET, classes, file),
         logits=_columns(frame, LOGIT, classes, file),
         probs={kind: _columns(frame, kind, classes, file) for kind in kinds},
+        image_ids=image_ids,
+        patients=patients,
         predicted=_columns(frame, PREDICTED, classes, file)
         if frame.columns.str.startswith(f"{PREDICTED}:").any()
         else None,
+        patient_note=note,
     )
 
 
-def _run_row(path: Path, name: str, grouping: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """One run's row of the comparison, and a note when some metric could not be had."""
+def _patients(path: Path, image_ids: np.ndarray) -> tuple[np.ndarray, str]:
+    """Each image's patient from the run's split.csv; without one, the image itself and a note."""
+    file = path / SPLIT
+    if not file.is_file():
+        return image_ids, NO_SPLIT
+    fix = f"restore the run's own {SPLIT}, or remove it to count each image as its own patient"
+    split = pd.read_csv(file, dtype=str, keep_default_na=False)
+    if not {"ImageID", "PatientID"} <= set(split.columns):
+        raise CxrltError(f"{file} lacks the columns ImageID and PatientID: {fix}.")
+    patient_of = split.drop_duplicates("ImageID").set_index("ImageID")["PatientID"]
+    patients = pd.Series(image_ids).map(patient_of)
+    absent = patients.isna().to_numpy()
+    if absent.any():
+        raise CxrltError(
+            f"{file} has no patient for {absent.sum()} of the {len(image_ids)} images in "
+            f"{PREDICTIONS} (first: {image_ids[absent][0]}): {fix}."
+        )
+    return patients.to_numpy(str), ""
+
+
+def paired_difference(first: Report, other: Report) -> dict[str, tuple[float, np.ndarray]]:
+    """For each of mAP, mAUC, mF1 and ECE: ``other - first``, and its value in every resample.
+
+    Both reports must carry intervals from the same draws: the same images scored with the
+    same patients and seed (``other_run.evaluate(patients=first_run.patients)``).
+    """
+    if first.intervals is None or other.intervals is None:
+        raise CxrltError("A paired difference needs both reports with their intervals.")
+    draws = paired_draws(first.intervals.resampled, other.intervals.resampled)
+    return {m: (other.overall[m] - first.overall[m], draws[m]) for m in PAIRED}
+
+
+def _run_row(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run's row of the comparison as its metrics.json gives it, and that file's contents."""
     _require_files(path, (CONFIG, METRICS))
     config = RunDir(path, check=False).read_config()
     metrics = read_json(path / METRICS)
@@ -206,38 +303,129 @@ def _run_row(path: Path, name: str, grouping: dict[str, Any]) -> tuple[dict[str,
         **{key: metrics.get(key, np.nan) for key in COMPARED},
         "groups": metrics.get("groups", ""),
     }
-    lacking = [key for key in COMPARED if key not in metrics]
-    if not lacking:
-        return row, ""
-    try:
-        report = read_run(path).evaluate(**grouping)
-    except CxrltError as error:
-        return row, f"{name}: {', '.join(lacking)} not in {METRICS} nor recomputable ({error})"
-    row.update({key: report.overall[key] for key in lacking})
-    row["groups"] = row["groups"] or report.groups.description
-    return row, ""
+    for key in COMPARED:
+        row[f"{key}_low"], row[f"{key}_high"] = metrics.get(f"{key}_ci", (np.nan, np.nan))
+    return row, metrics
 
 
 def compare_runs(
-    paths: Sequence[Path | str], *, groups: str = "thirds", bounds: tuple[int, int] = (100, 1000)
+    paths: Sequence[Path | str],
+    *,
+    groups: str = "thirds",
+    bounds: tuple[int, int] = (100, 1000),
+    intervals: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """One row per run: its settings and metrics, with notes on any that could not be had.
+    """One row per run: its settings and metrics and, with ``intervals``, their 95% intervals
+    and, for each run after the first scored on the same images, the paired bootstrap
+    difference from the first run (``<metric>_diff``, ``_diff_low``, ``_diff_high``, ``_p``);
+    with notes on whatever could not be had.
 
-    Metrics come from each run's ``metrics.json``; those it lacks (runs older than ECE or the
-    groups) are recomputed from the predictions, grouped by ``groups`` and ``bounds``.
+    Metrics and intervals come from each run's ``metrics.json``; those it lacks (runs older than
+    ECE, the groups or the intervals) are recomputed from the predictions, grouped by ``groups``
+    and ``bounds``. A paired difference resamples both runs with the first run's patients and
+    the same draws, so that both are scored on the same resampled patients.
     """
     paths = [Path(p) for p in paths]
     names = [p.name for p in paths]
     if len(set(names)) < len(names):  # same folder names under different parents
         names = [str(p) for p in paths]
     grouping = {"groups": groups, "bounds": bounds}
-    rows = [_run_row(p, n, grouping) for p, n in zip(paths, names, strict=True)]
-    notes = [note for _, note in rows if note]
-    return pd.DataFrame([row for row, _ in rows]), notes
+    paired = intervals and len(paths) > 1
+    rows, notes, unsplit = [], [], []
+    first: tuple[str, RunResults, Report] | None = None
+    for index, (path, name) in enumerate(zip(paths, names, strict=True)):
+        row, metrics = _run_row(path, name)
+        rows.append(row)
+        lacking = [key for key in COMPARED if key not in metrics]
+        unbounded = intervals and any(f"{key}_ci" not in metrics for key in COMPARED)
+        if not (lacking or unbounded or paired):
+            continue
+        try:
+            results = read_run(path)
+        except CxrltError as error:
+            if lacking:
+                missing = ", ".join(lacking)
+                notes.append(f"{name}: {missing} not in {METRICS} nor recomputable ({error})")
+            if paired and index == 0:
+                notes.append(f"No paired differences: the first run {name} cannot be read again.")
+            continue
+        pairs = first is not None and results.same_images(first[1])
+        report = results.evaluate(
+            results.final,
+            intervals=intervals,
+            patients=first[1].patients if pairs else None,
+            **grouping,
+        )
+        row.update({key: report.overall[key] for key in lacking})
+        row["groups"] = row["groups"] or report.groups.description
+        if not intervals:
+            continue
+        for key in COMPARED:
+            if f"{key}_ci" not in metrics:
+                row[f"{key}_low"], row[f"{key}_high"] = report.intervals.overall[key]
+        if results.patient_note:
+            unsplit.append(name)
+        if index == 0:
+            first = name, results, report
+        elif pairs:
+            row |= _difference_columns(first[0], paired_difference(first[2], report))
+        elif first is not None:
+            notes.append(
+                f"{name}: no paired test against {first[0]}: it was scored on other images "
+                f"(the ImageIDs of {PREDICTIONS} differ, or their order)."
+            )
+    if unsplit:
+        notes.append(f"{', '.join(unsplit)}: {NO_SPLIT}.")
+    if any(np.isfinite(row["mAP_low"]) for row in rows):
+        notes.append(
+            "Intervals: 95%, percentile bootstrap over patients "
+            f"({N_RESAMPLES:,} resamples, seed {SEED})."
+        )
+    return pd.DataFrame(rows), notes
+
+
+def _difference_columns(
+    first: str, differences: dict[str, tuple[float, np.ndarray]]
+) -> dict[str, Any]:
+    """A run's comparison columns for its paired differences from the run ``first``."""
+    columns: dict[str, Any] = {"paired_with": first}
+    for metric, (value, draws) in differences.items():
+        difference = Difference.of(value, draws)
+        columns[f"{metric}_diff"] = difference.value
+        columns[f"{metric}_diff_low"] = difference.low
+        columns[f"{metric}_diff_high"] = difference.high
+        columns[f"{metric}_p"] = difference.p_value
+    return columns
 
 
 def _cells(row: pd.Series) -> list[str]:
-    return [str(row[c]) for c in SETTINGS] + [_fmt(row[c]) for c in COMPARED]
+    return [str(row[c]) for c in SETTINGS] + [
+        _fmt_ci(row[c], (row[f"{c}_low"], row[f"{c}_high"])) for c in COMPARED
+    ]
+
+
+def _differences(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the paired differences from the first run, if any."""
+    if "paired_with" not in frame.columns:
+        return [], []
+    header = ["run"] + [f"{kind}{m}" for m in PAIRED for kind in ("Δ", "p ")]
+    rows = []
+    for _, row in frame[frame["paired_with"].notna()].iterrows():
+        cells = [str(row["run"])]
+        for m in PAIRED:
+            columns = [f"{m}_diff", f"{m}_diff_low", f"{m}_diff_high", f"{m}_p"]
+            difference = Difference(*row[columns], N_RESAMPLES)
+            cells += [difference.interval_text(), difference.p_text()]
+        rows.append(cells)
+    return header, rows
+
+
+def _differences_title(frame: pd.DataFrame) -> str:
+    first = frame["run"].iloc[0]
+    return (
+        f"Paired differences from {first} (run - {first}; same images, the same "
+        f"{N_RESAMPLES:,} resamples of patients for both; 95% interval, two-sided p)"
+    )
 
 
 def print_comparison(console: Console, frame: pd.DataFrame, notes: Sequence[str]) -> None:
@@ -247,6 +435,14 @@ def print_comparison(console: Console, frame: pd.DataFrame, notes: Sequence[str]
     for _, row in frame.iterrows():
         table.add_row(*_cells(row))
     console.print(table)
+    header, rows = _differences(frame)
+    if rows:
+        paired = Table(title=_differences_title(frame))
+        for column in header:
+            paired.add_column(column, justify="left" if column == "run" else "right")
+        for cells in rows:
+            paired.add_row(*cells)
+        console.print(paired)
     for line in _group_lines(frame) + list(notes):
         console.print(line, highlight=False)
 
@@ -255,9 +451,15 @@ def _group_lines(frame: pd.DataFrame) -> list[str]:
     return [f"Groups of {row.run}: {row.groups}" for row in frame.itertuples() if row.groups]
 
 
-def comparison_markdown(frame: pd.DataFrame, notes: Sequence[str]) -> str:
-    header = [*SETTINGS, *COMPARED]
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for _, row in frame.iterrows()]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def comparison_markdown(frame: pd.DataFrame, notes: Sequence[str]) -> str:
+    lines = _markdown_table([*SETTINGS, *COMPARED], [_cells(row) for _, row in frame.iterrows()])
+    header, rows = _differences(frame)
+    if rows:
+        lines += ["", f"{_differences_title(frame)}:", "", *_markdown_table(header, rows)]
     extra = [f"- {line}" for line in _group_lines(frame) + list(notes)]
     return "\n".join(lines + ([""] + extra if extra else [])) + "\n"

@@ -25,6 +25,7 @@ SUBMISSION = "submission.csv"
 PREDICTIONS = "valid_predictions.csv"
 METRICS = "metrics.json"
 PER_CLASS = "metrics_per_class.csv"
+SPLIT = "split.csv"  # ImageID, PatientID, side and validation half of every image
 CHECKPOINT = "checkpoint.pt"  # the last epoch's full training state, while a run trains
 
 
@@ -79,7 +80,11 @@ class RunDir:
     ) -> Path:
         """One row per validation image: its labels, logits, the loss's probabilities, with a
         calibrator the held-out calibrated ones, and the binary predictions of the threshold
-        policy, named per class (``target:Mass``, ``predicted:Mass``)."""
+        policy, named per class (``target:Mass``, ``predicted:Mass``).
+
+        Floats are written in their shortest round-trip form (pandas' default, no
+        ``float_format``): read back (pandas 3's default parser is exact), the float64
+        probabilities are the arrays' bit for bit and rank as they did."""
         blocks = {"target": targets.astype(np.int8), "logit": logits, "prob": probs}
         if calibrated is not None:
             blocks["calibrated"] = calibrated
@@ -95,9 +100,19 @@ class RunDir:
         )
         return self.write_table(PREDICTIONS, frame)
 
-    def write_metrics(self, report: Report) -> Path:
-        write_with(self.file(PER_CLASS), lambda f: report.per_class.to_csv(f))
+    def write_metrics(self, report: Report, selection: dict[str, Any] | None = None) -> Path:
+        """The overall means (with ``<name>_ci``: [low, high] when the report has intervals,
+        and how they were made) and the per-class table (with ``<metric>_low``, ``_high``);
+        ``selection`` says how the reported model was chosen."""
+        per_class = report.per_class
         summary = {**report.overall, "excluded": report.excluded}
+        if selection is not None:
+            summary["selection"] = selection
+        if report.intervals is not None:
+            per_class = per_class.join(report.intervals.per_class)
+            summary |= {f"{key}_ci": list(ci) for key, ci in report.intervals.overall.items()}
+            summary["intervals"] = report.intervals.record()
         if report.groups is not None:
             summary["groups"] = report.groups.description
+        write_with(self.file(PER_CLASS), lambda f: per_class.to_csv(f))
         return write_json(self.file(METRICS), summary)

@@ -47,7 +47,15 @@ _STEP_CALLBACKS = (
 
 
 class PostStep:
-    """Base of post-training steps; both parts default to doing nothing."""
+    """Base of post-training steps; both parts default to doing nothing.
+
+    A step whose ``fit`` chooses something by a validation score (tau-norm's tau) sets
+    ``chooses_on_validation`` and scores only the rows in ``learn.choice_rows`` (a boolean
+    mask over the validation split, or None for all): a run then fits it once per validation
+    half, so that no reported image takes part in the choice.
+    """
+
+    chooses_on_validation: bool = False
 
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
         """The model with this step's structure: deterministic, no data, no learned values."""

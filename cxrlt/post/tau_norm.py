@@ -40,10 +40,16 @@ def linear_layer(model: nn.Module) -> nn.Linear:
 
 
 def validation_score(learn: Learner, metric: str) -> float:
-    """Higher is better: validation mAP, or minus the learner's validation loss."""
-    if metric == "loss":
-        return -float(learn.validate()[0])
+    """Higher is better: validation mAP, or minus the loss, over the validation rows a choice
+    may be made on (``learn.choice_rows``, a mask; all rows when unset), so that the images
+    whose metrics are reported do not choose tau (:mod:`cxrlt.evaluation.selection`)."""
     logits, targets = learn.get_preds(ds_idx=1, act=noop)
+    rows = getattr(learn, "choice_rows", None)
+    if rows is not None:
+        rows = torch.as_tensor(rows, dtype=torch.bool)
+        logits, targets = logits[rows], targets[rows]
+    if metric == "loss":
+        return -float(learn.loss_func(logits.float(), targets))
     return macro_average_precision(logits.float().numpy(), targets.numpy())
 
 
@@ -69,6 +75,8 @@ class TauNormalisation(PostStep):
         self.taus, self.metric, self.bias = [float(t) for t in taus], metric, bias
         self.tau: float | None = None
         self.scores: dict[float, float] = {}
+
+    chooses_on_validation = True
 
     @torch.no_grad()
     def fit(self, learn: Learner) -> None:

@@ -4,7 +4,9 @@ After every epoch one file holds all the state the next epoch depends on: weight
 optimiser, the epoch, every random generator, the loaders' epoch counters (they seed the
 sampling order) and the state of callbacks that keep some (deferred re-weighting counts
 epochs). It is written atomically, so a kill mid-write leaves the previous one whole. The
-weights scoring best on validation are kept beside it for best-epoch selection.
+weights scoring best on validation are kept beside it for best-epoch selection: by one
+score, or by several (each half of the validation split, for cross-fitted selection), one
+file per epoch that is best by some score.
 
 Writing (a few hundred megabytes for a mid-sized model) happens on a background thread, so
 the next epoch trains meanwhile: the training thread only copies the state to host memory.
@@ -18,7 +20,7 @@ import math
 import random
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from fastcore.basics import noop
 from fastcore.foundation import L
 
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.selection import WHOLE
 from cxrlt.io import atomic_path
 from cxrlt.outputs.run_dir import CHECKPOINT
 from cxrlt.training.events import predicting
@@ -149,7 +152,9 @@ def _has_own(cb: Callback, method: str) -> bool:
 
 
 class EpochCheckpoint(Callback):
-    """Write a checkpoint after each epoch and keep the best weights by ``monitor``.
+    """Write a checkpoint after each epoch and keep the best weights by ``monitor``, or by
+    each of the named ``scores`` (a function called after every epoch's validation; its
+    ``"all"`` entry stands for ``monitor``).
 
     With ``resume`` (a loaded checkpoint) the epochs it covers are skipped without logging,
     and every state is restored before the first epoch that still has to run (or at the end,
@@ -174,22 +179,33 @@ class EpochCheckpoint(Callback):
         mode: str = "max",
         resume: dict[str, Any] | None = None,
         write: bool = True,
+        scores: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.folder, self.monitor, self.resume, self.write = Path(folder), monitor, resume, write
         self._sign = 1.0 if mode == "max" else -1.0
-        self.best_score, self.best_epoch = None, None
+        self._scores = scores
+        self.best: dict[str, dict[str, Any]] = {}  # per score: its best value and epoch
         self.epochs_done, self._muted, self._trained = 0, None, False
         self._writer = BackgroundWriter()
 
+    @property
+    def best_score(self) -> float | None:
+        return self.best.get(WHOLE, {}).get("score")
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch (from 1) with the best ``monitor`` value; None while none was finite."""
+        return self.best.get(WHOLE, {}).get("epoch")
+
     def before_fit(self) -> None:
         names = list(self.recorder.metric_names[1:])
-        if self.monitor not in names:
+        if self._scores is None and self.monitor not in names:
             raise CxrltError(
                 f"Cannot select the best epoch by {self.monitor!r}: not among {names}."
             )
-        self._index = names.index(self.monitor)
+        self._index = names.index(self.monitor) if self.monitor in names else None
         if self.resume is not None and self.resume["n_epoch"] != self.n_epoch:
             raise CxrltError(
                 f"The checkpoint belongs to a {self.resume['n_epoch']}-epoch run, "
@@ -216,26 +232,38 @@ class EpochCheckpoint(Callback):
         self._trained = False
         self.wait()  # the last epoch's files, before the names they go by change
         self.epochs_done = self.epoch + 1
-        score = float(self.recorder.values[-1][self._index])
         model = bare_model(self.learn.model)
         files = []
-        if math.isfinite(score) and (
-            self.best_score is None or self._sign * score > self._sign * self.best_score
-        ):
-            self.best_score, self.best_epoch = score, self.epochs_done
-            files.append((self._best_name(), model.state_dict()))
+        if self._update_best():
+            files.append((self._best_name(self.epochs_done), model.state_dict()))
         if not self.write:
             return
         # In this order, so a kill at any moment leaves a checkpoint and the best weights it
         # names. After the last epoch nothing trains meanwhile (and fit waits for the files):
         # written at once, with no copy; else copied now and written while the next trains.
         files.append((CHECKPOINT, self._state(model)))
-        keep = self._best_name()
+        keep = {self._best_name(best["epoch"]) for best in self.best.values()}
         if self.epoch + 1 >= self.n_epoch:
             self._write(files, keep)
         else:
             copies = [(name, host_copy(state)) for name, state in files]
             self._writer.submit(lambda: self._write(copies, keep))
+
+    def _update_best(self) -> bool:
+        """Record this epoch where it beats a score's best; whether it did for any."""
+        if self._scores is not None:
+            scores = dict(self._scores())
+        else:
+            scores = {WHOLE: float(self.recorder.values[-1][self._index])}
+        improved = False
+        for name, score in scores.items():
+            best = self.best.get(name)
+            if math.isfinite(score) and (
+                best is None or self._sign * score > self._sign * best["score"]
+            ):
+                self.best[name] = {"score": float(score), "epoch": self.epochs_done}
+                improved = True
+        return improved
 
     def wait(self) -> None:
         """Finish the files in flight (and raise what went wrong writing them)."""
@@ -246,10 +274,15 @@ class EpochCheckpoint(Callback):
         if self.resume is not None and not predicting(self.learn):
             self._restore()  # the checkpoint covered every epoch: nothing was trained
 
-    def best_state(self) -> dict[str, torch.Tensor]:
-        """The weights of the best epoch so far."""
+    def best_state(self, score: str = WHOLE) -> dict[str, torch.Tensor]:
+        """The weights of the best epoch so far by ``score``."""
+        return self.epoch_state(self.best[score]["epoch"])
+
+    def epoch_state(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The weights of ``epoch`` (from 1), kept because it is best by some score."""
         self.wait()
-        return torch.load(self.folder / self._best_name(), map_location="cpu", weights_only=True)
+        path = self.folder / self._best_name(epoch)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     def remove_files(self) -> None:
         """Drop the checkpoint files once the run's own outputs are written."""
@@ -259,23 +292,24 @@ class EpochCheckpoint(Callback):
             for path in self.folder.glob(BEST_PATTERN):
                 path.unlink()
 
-    def _best_name(self) -> str:
-        return BEST_PATTERN.replace("*", str(self.best_epoch))
+    @staticmethod
+    def _best_name(epoch: int | None) -> str:
+        return BEST_PATTERN.replace("*", str(epoch))
 
-    def _write(self, files: list[tuple[str, Any]], keep: str) -> None:
+    def _write(self, files: list[tuple[str, Any]], keep: set[str]) -> None:
         for name, state in files:
             self._save(name, state)
         self._remove_stale_best(keep)
 
-    def _remove_stale_best(self, keep: str) -> None:
-        """Best weights of other epochs than ``keep``: superseded, or from an epoch a resume
+    def _remove_stale_best(self, keep: set[str]) -> None:
+        """Best weights of epochs not in ``keep``: superseded, or from an epoch a resume
         discarded.
 
-        Removed only after the checkpoint naming the best epoch is written, so a kill at any
+        Removed only after the checkpoint naming the best epochs is written, so a kill at any
         moment leaves the best weights that checkpoint refers to.
         """
         for path in self.folder.glob(BEST_PATTERN):
-            if path.name != keep:
+            if path.name not in keep:
                 path.unlink(missing_ok=True)
 
     def _save(self, name: str, state: Any) -> None:
@@ -298,7 +332,7 @@ class EpochCheckpoint(Callback):
                 for cb in self.learn.cbs
                 if cb is not self and _has_own(cb, "state_dict")
             },
-            "best": {"score": self.best_score, "epoch": self.best_epoch},
+            "best": copy.deepcopy(self.best),
         }
 
     def _training_weights(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -327,6 +361,6 @@ class EpochCheckpoint(Callback):
         for cb in self.learn.cbs:
             if cb.name in state["callbacks"] and _has_own(cb, "load_state_dict"):
                 cb.load_state_dict(state["callbacks"][cb.name])
-        self.best_score, self.best_epoch = state["best"]["score"], state["best"]["epoch"]
+        self.best = copy.deepcopy(state["best"])
         self.epochs_done = state["epochs_done"]
         set_rng_states(state["rng"])

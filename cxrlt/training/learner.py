@@ -11,6 +11,7 @@ from fastcore.basics import listify
 
 from cxrlt.data.loaders import CXRDataLoaders
 from cxrlt.evaluation.metrics import macro_average_precision
+from cxrlt.head_choice import choose_head
 from cxrlt.model.network import CXRClassifier, backbone_head_splitter
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec
@@ -51,24 +52,27 @@ def cxr_learner(
     arch: str = "resnet18",
     loss: str = "bce",
     *,
-    head: str = "linear",
+    head: str | None = None,
     pretrained: bool | None = None,
     **learner_kwargs: Any,
 ) -> Learner:
     """A Learner whose model, loss and parameter groups come from registry names.
 
-    ``pretrained`` overrides the backbone spec's own setting when given. The resolved specs
-    are kept in ``learn.specs`` so a run directory can record them. The optimiser is fastai's
+    ``head`` None takes the head the loss declares, else linear, as ``cxrlt run`` does
+    (:func:`cxrlt.head_choice.choose_head`). ``pretrained`` overrides the backbone spec's own
+    setting when given. The resolved specs are kept in ``learn.specs`` so a run directory
+    can record them. The optimiser is fastai's
     Adam stepped by torch's fused kernel (:mod:`cxrlt.training.optim`) unless ``opt_func``
     says otherwise.
     """
     arch_spec = parse_spec(arch)
     if pretrained is not None:
         arch_spec = Spec(arch_spec.name, {**arch_spec.params, "pretrained": pretrained})
+    loss_spec = resolve("losses", loss)
     specs: dict[str, Resolved] = {
         "arch": resolve("backbones", arch_spec),
-        "head": resolve("heads", head),
-        "loss": resolve("losses", loss),
+        "head": choose_head(loss_spec, head)[0],
+        "loss": loss_spec,
     }
     model = build_model(specs["arch"], specs["head"], len(dls.classes))
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)

@@ -95,16 +95,26 @@ class WeightedBCELoss(BCELoss):
 
 
 class FocalLoss(BCELoss):
-    """Lin et al., ICCV 2017, "Focal Loss for Dense Object Detection": (1 - p_t)^gamma * BCE."""
+    """Lin et al., ICCV 2017, "Focal Loss for Dense Object Detection": alpha_t (1 - p_t)^gamma
+    * BCE, with alpha_t = alpha for positives and 1 - alpha for negatives.
 
-    def __init__(self, *, gamma: float = 2.0) -> None:
+    ``alpha=None`` (the default) leaves the balance out (alpha_t = 1); the paper's detector used
+    alpha = 0.25 with gamma = 2, a weight that favours negatives.
+    """
+
+    def __init__(self, *, gamma: float = 2.0, alpha: float | None = None) -> None:
         super().__init__()
-        self.gamma = gamma
+        if alpha is not None and not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1] (or None: off), got {alpha}")
+        self.gamma, self.alpha = gamma, alpha
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits)
         p_t = targets * p + (1 - targets) * (1 - p)
-        return (1 - p_t) ** self.gamma * bce_elementwise(logits, targets)
+        loss = (1 - p_t) ** self.gamma * bce_elementwise(logits, targets)
+        if self.alpha is None:
+            return loss
+        return (targets * self.alpha + (1 - targets) * (1 - self.alpha)) * loss
 
 
 class ClassBalancedLoss(BCELoss):
@@ -123,11 +133,12 @@ class AsymmetricLoss(BCELoss):
 
     Positives: -(1 - p)^gamma_pos * log(p). Negatives: -p_m^gamma_neg * log(1 - p_m) with the
     shifted probability p_m = max(p - clip, 0), so a hard negative (large p) costs more.
-    Mean over elements, like BCE.
+    Mean over elements, like BCE. Defaults: the paper's final recipe, gamma_neg = 4,
+    gamma_pos = 0, clip (probability margin m) = 0.05.
     """
 
     def __init__(
-        self, *, gamma_neg: float = 4.0, gamma_pos: float = 1.0, clip: float = 0.05
+        self, *, gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float = 0.05
     ) -> None:
         super().__init__()
         self.gamma_neg, self.gamma_pos, self.clip = gamma_neg, gamma_pos, clip
