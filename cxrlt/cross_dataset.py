@@ -139,10 +139,12 @@ def evaluate_on(
     bad = check(labelled.source, labelled.problems, ids, lines, skip=skip_bad)
     skipped = skipped_table(labelled.problems, ids, lines)
     labelled = labelled.without(bad)
+    labelled, seen = _without_seen_images(run, labelled)
     console.print(
         f"[bold]{labelled.name}[/bold]: {len(labelled)} labelled images, every one scored "
         "(no split)"
         + (f"; {len(bad)} bad row{'s' * (len(bad) > 1)} skipped ({SKIPPED})" if bad else "")
+        + (f"; {seen} images the run trained or validated on left out" if seen else "")
         + "."
     )
     for line in [*labelled.notes, *_describe_match(match, len(run_classes), len(labelled.classes))]:
@@ -160,6 +162,7 @@ def evaluate_on(
         "images": len(labelled),
         "scored": "every labelled image of the data set (no split)",
         "skipped_rows": len(bad),
+        "left_out_seen_by_run": seen,
         "run_only": list(match.run_only),
         "data_only": list(match.data_only),
     }
@@ -167,6 +170,26 @@ def evaluate_on(
     print_report(console, report, counts)
     console.print(f"Evaluation written to [bold]{run_dir.path}[/bold]")
     return CrossEvaluation(report, match, run_dir)
+
+
+def _without_seen_images(run: Path, labelled: Any) -> tuple[Any, int]:
+    """``labelled`` less the images the run trained or was validated on (its ``split.csv``,
+    matched by file name, since two data sets may name one file by different paths), and how
+    many went: a score on them would not measure a new data set."""
+    import pandas as pd
+
+    from cxrlt.outputs.run_dir import SPLIT
+
+    if not (run / SPLIT).is_file():
+        return labelled, 0
+    seen = {Path(i).name for i in pd.read_csv(run / SPLIT, dtype=str)["ImageID"]}
+    rows = [row for row, image in enumerate(labelled.image_ids) if Path(image).name in seen]
+    if len(rows) == len(labelled):
+        raise CxrltError(
+            f"Every image of {labelled.name!r} is one the run trained or was validated on "
+            f"({run / SPLIT}): scoring them would not measure another data set."
+        )
+    return labelled.without(rows), len(rows)
 
 
 def _score(

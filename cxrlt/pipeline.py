@@ -13,7 +13,7 @@ from rich.console import Console
 
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
-from cxrlt.evaluation.selection import DEFAULT_SELECTION, SELECTIONS
+from cxrlt.evaluation.selection import DEFAULT_SELECTION, KEPT, ROLES, SELECTIONS, role_half
 from cxrlt.head_choice import choose_head
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec, parse_specs
@@ -220,6 +220,8 @@ def run(
     dls = run_dataloaders(options, specs, device)
     print_data_summary(console, dls)
     halves = split_halves(dls, options.seed)
+    if base is not None:
+        _check_same_split(base, dls.split_table(halves))
     if main:
         run_dir.write_table(SPLIT, dls.split_table(halves))
         if len(dls.skipped):
@@ -233,23 +235,27 @@ def run(
         )
         training = _training_record(options, epochs)
         starts = _epoch_starts(options.select, epochs)
-        state_of = _epoch_weights(epochs, main)
+        state_of, epochs_done = epochs.epoch_state, epochs.epochs_done
     else:
         learn, epochs = _trained_learner(options, specs, dls, device, run_dir, base), None
         training = {**base.config.get("training", {}), "from_run": options.from_run}
         starts = {role: base.weights[role] for role in ROLES}
         state_of = _base_weights(base)
+        epochs_done = None
         console.print(f"Starting from the trained model of {options.from_run} (no training).")
     if main and base is None and starts[KEPT] != epochs.epochs_done:
         run_dir.write_weights(learn.model, LAST_WEIGHTS)  # the last epoch's, before any other
     if post:
         console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
-    branches = build_branches(options.select, learn, post, starts, state_of, halves, device)
+    branches = build_branches(
+        options.select, learn, post, starts, state_of, halves, device, last=epochs_done
+    )
     checksums = distributed.gather_checksums(learn.model)
     if not main:
         distributed.wait_for_every_rank_to_finish()
         distributed.cleanup()
         return run_dir, None
+    predict_branches(learn, branches)  # rank 0 alone, once the others wait for it
     selection = _selection_record(options.select, branches, epochs)
     report = _evaluate_and_write(
         options, specs, learn, dls, run_dir, console, branches, halves, selection
@@ -292,21 +298,13 @@ def _base_run(path: str) -> BaseRun:
     return BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
 
 
-KEPT = "kept"  # the model kept for new images, chosen on the whole validation split
-ROLES = ("half0", "half1", KEPT)  # the models that report each validation half, and the kept
-
-
-def _role_half(role: str) -> int | None:
-    return None if role == KEPT else int(role.removeprefix("half"))
-
-
 @dataclass
 class Branch:
     """A model the run builds after training, and its validation logits (rank 0 only)."""
 
     start: Any  # where its weights came from: an epoch, or a base run's weights file
     model: Any
-    logits: Any  # (validation images, classes), or None on other ranks
+    logits: Any = None  # (validation images, classes), once predicted
 
 
 def split_halves(dls: Any, seed: int) -> Any:
@@ -329,21 +327,31 @@ def _epoch_starts(select: str, epochs: Any) -> dict[str, int]:
 
     starts = {}
     for role in ROLES:
-        score = epoch_score(select, _role_half(role))
+        score = epoch_score(select, role_half(role))
         best = epochs.best.get(score) if score else None
         starts[role] = best["epoch"] if best else epochs.epochs_done
     return starts
 
 
-def _epoch_weights(epochs: Any, main: bool) -> Any:
-    """Loads an epoch's weights (None: the last epoch's, which the model holds). Rank 0 writes
-    the files; the others read them after it has finished writing."""
-    from cxrlt.training import distributed
+def _check_same_split(base: BaseRun, split: Any) -> None:
+    """A ``--from-run`` run reports each validation half with models chosen on the other, so
+    its split and halves must be the base run's: the same images on the same sides."""
+    import numpy as np
+    import pandas as pd
 
-    if main:
-        epochs.wait()
-    distributed.barrier()
-    return lambda epoch: None if epoch == epochs.epochs_done else epochs.epoch_state(epoch)
+    from cxrlt.outputs.run_dir import SPLIT
+
+    path = base.path / SPLIT
+    saved = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
+    columns = [c for c in ("ImageID", "split", "half") if saved is not None and c in saved]
+    ours = split[columns].astype(object).where(split[columns].notna(), "").astype(str)
+    if saved is None or not np.array_equal(ours.to_numpy(), saved[columns].to_numpy(str)):
+        raise CxrltError(
+            f"The training/validation split or its halves differ from {path} (or it is "
+            "missing): the base run's models were chosen on other images, so --from-run "
+            "cannot report on these. Use the base run's data, --valid-frac and --seed, or "
+            "train a new run."
+        )
 
 
 def _base_weights(base: BaseRun) -> Any:
@@ -360,15 +368,18 @@ def build_branches(
     state_of: Any,
     halves: Any,
     device: Any,
+    *,
+    last: int | None,
 ) -> dict[str, Branch]:
-    """Per role, its model with ``post`` applied and its validation logits.
+    """Per role, its model: the weights ``state_of(starts[role])`` (the model as it is for the
+    ``last`` epoch) with ``post`` applied.
 
     The models reporting each half start from the weights chosen on the other half, and
     post steps that choose by a validation score choose on the other half too; the kept model
     chooses on every image. Roles that would build the same model share it, so a run whose
     choices agree (or ``--select last`` without such steps) builds one. Every rank builds
-    alike (post steps that train do so data-parallel); only rank 0 predicts. ``learn.model``
-    ends as the kept model.
+    alike (post steps that train do so data-parallel), from the weights rank 0 loads.
+    ``learn.model`` ends as the kept model.
     """
     import copy
 
@@ -377,7 +388,7 @@ def build_branches(
     from cxrlt.training import distributed
 
     chooses = any(getattr(step.build(), "chooses_on_validation", False) for step in post)
-    rows = {role: choice_rows(select, halves, _role_half(role)) for role in ROLES}
+    rows = {role: choice_rows(select, halves, role_half(role)) for role in ROLES}
     keys = {role: (starts[role], rows[role].tobytes() if chooses else None) for role in ROLES}
     template, steps_before = learn.model, list(getattr(learn, "post_steps", []))
     built: dict[Any, Branch] = {}
@@ -385,28 +396,33 @@ def build_branches(
         if keys[role] in built:
             continue
         model = copy.deepcopy(template)
-        state = state_of(starts[role])
-        if state is not None:
-            model.load_state_dict(state)
+        if distributed.is_main_process() and starts[role] != last:
+            model.load_state_dict(state_of(starts[role]))
         learn.model, learn.post_steps = model.to(device), list(steps_before)
+        distributed.broadcast_weights(learn.model)
         if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
             learn.choice_rows = rows[role]
             with distributed.distributed(learn, device):
                 learn.post(post)
             del learn.choice_rows
-        logits = _valid_logits(learn) if distributed.is_main_process() else None
-        built[keys[role]] = Branch(starts[role], learn.model, logits)
+        built[keys[role]] = Branch(starts[role], learn.model)
     branches = {role: built[keys[role]] for role in ROLES}
     learn.model = branches[KEPT].model
     return branches
 
 
-def _valid_logits(learn: Any) -> Any:
+def predict_branches(learn: Any, branches: dict[str, Branch]) -> None:
+    """Each distinct model's validation logits, on this rank alone (rank 0, after the others
+    have finished their collectives)."""
     from cxrlt.training.distributed import rank_local
 
-    with rank_local(learn):  # only this rank predicts: no gathering from the others
-        logits, _ = learn.get_preds(ds_idx=1, act=lambda x: x)
-    return logits.float().numpy()
+    kept = learn.model
+    for branch in {id(b): b for b in branches.values()}.values():
+        learn.model = branch.model
+        with rank_local(learn):  # no gathering from the others
+            logits, _ = learn.get_preds(ds_idx=1, act=lambda x: x)
+        branch.logits = logits.float().numpy()
+    learn.model = kept
 
 
 def _trained_learner(

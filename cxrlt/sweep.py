@@ -399,10 +399,7 @@ def differences_from_first(
                 np.mean([seed[metric][0] for seed in per_seed]),
                 np.mean([seed[metric][1] for seed in per_seed], axis=0),
             )
-            row[f"{metric}_diff"] = difference.value
-            row[f"{metric}_diff_low"] = difference.low
-            row[f"{metric}_diff_high"] = difference.high
-            row[f"{metric}_p"] = difference.p_value
+            row |= difference.columns(metric)
         table.append(row)
     return pd.DataFrame(table), notes
 
@@ -435,12 +432,13 @@ def summary_markdown(summary: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     """The founding study's table: mean ± sd over seeds per loss, backbone and post step, with
     ``*`` where a row differs significantly from the first row (when the summary holds the
     differences of :func:`differences_from_first`)."""
+    from cxrlt.outputs.report import markdown_table
+
     rows = [
         [row.loss, row.arch, row.post, str(row.seeds)] + [_mean_sd(row, m) for m in SCORES]
         for _, row in summary.iterrows()
     ]
-    lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "---|" * len(SUMMARY_HEADER)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    lines = markdown_table(SUMMARY_HEADER, rows)
     if "mAP_diff_low" in summary.columns:
         notes = [_mark_note(summary), *notes]
     extra = [f"- {note}" for note in notes]

@@ -183,3 +183,9 @@ def test_the_readme_lists_the_names_of_every_2026_file():
         [row] = rows[parameter]
         assert all(f"`{name}`" in row for name in file.names), row
     assert PADCHEST_LABELS in rows["patients_csv"][0]
+
+
+def test_a_patients_csv_of_another_data_set_is_an_error(cxrlt26):  # noqa: F811
+    pd.DataFrame({"ImageID": ["a.png"], "PatientID": ["1"]}).to_csv(cxrlt26 / "p.csv", index=False)
+    with pytest.raises(CxrltError, match="holds none of the 50 training images' ImageIDs"):
+        build("cxr-lt-2026", path=str(cxrlt26), patients_csv="p.csv")

@@ -268,3 +268,28 @@ def test_bad_input_is_refused_before_decoding(fake_run, tmp_path, monkeypatch):
         "evaluate", run, "--dataset", "csv", "--data", str(other), "--out", str(tmp_path / "out")
     )
     assert result.exit_code == 2 and "already holds results" in flat(result), result.output
+
+
+@pytest.mark.slow
+def test_images_the_run_saw_are_left_out_and_counted(run, other, tmp_path):
+    """A second data set that shares images with the run's own (a csv copy of the training
+    data) is scored on the images the run never saw."""
+    from cxrlt.registry import resolve
+
+    folder = tmp_path / "overlap"
+    shutil.copytree(other, folder)
+    table = pd.read_csv(folder / "labels.csv").query("path != @MISSING")
+    seen = resolve("datasets", TINY_DATA).build().paths[:5]
+    for path in seen:
+        shutil.copy(path, folder / "images" / path.name)
+    copies = table.iloc[:5].assign(path=[f"images/{p.name}" for p in seen])
+    pd.concat([table, copies]).to_csv(folder / "labels.csv", index=False)
+    out = tmp_path / "scored"
+    result = invoke(
+        "evaluate", str(run), "--dataset", OTHER, "--data", str(folder), "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{len(table)} labelled images" in flat(result)
+    assert "5 images the run trained or validated on left out" in flat(result)
+    config = json.loads((out / "config.json").read_text())
+    assert config["evaluation"]["left_out_seen_by_run"] == 5

@@ -4,6 +4,7 @@ and tau, and what a run records about them."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -151,3 +152,17 @@ def test_the_best_protocol_is_kept_and_says_it_is_optimistic(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["mAP"] == pytest.approx(log["mAP"].max())
     assert "optimistic" in metrics["selection"]["description"]
+
+
+@pytest.mark.slow
+def test_from_run_refuses_a_base_whose_halves_differ(tau_run, tmp_path):
+    out, _ = tau_run
+    base = tmp_path / "base"
+    shutil.copytree(out, base)
+    split = pd.read_csv(base / "split.csv", dtype=str, keep_default_na=False)
+    valid = split["split"] == "valid"
+    split.loc[valid, "half"] = split.loc[valid, "half"].map({"0": "1", "1": "0"})
+    split.to_csv(base / "split.csv", index=False)
+    result = CliRunner().invoke(app, ["run", "--from-run", str(base), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "split or its halves differ" in " ".join(result.output.split())

@@ -152,3 +152,21 @@ def test_backbone_learning_rate_gives_the_backbone_its_own_rate(monkeypatch, tmp
 def test_bad_training_options_are_named(change, message, tmp_path):
     with pytest.raises(CxrltError, match=message):
         run(RunOptions(dataset=TINY_DATA, out=tmp_path, **change))
+
+
+def test_a_checkpoint_written_before_scores_had_names_resumes(tmp_path):
+    """Checkpoints of earlier versions kept one best score; resuming reads it as the whole
+    validation split's."""
+    learn, _ = tiny_learner(BCELoss())
+    learn.add_cbs([EpochCheckpoint(tmp_path, monitor="valid_loss", mode="min")])
+    with learn.no_logging(), learn.no_bar():
+        learn.fit(2, lr=0.1)
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    best = state["best"]["all"]
+    state["best"] = {"score": best["score"], "epoch": best["epoch"]}  # the old layout
+    again, _ = tiny_learner(BCELoss())
+    resumed = EpochCheckpoint(tmp_path, monitor="valid_loss", mode="min", resume=state)
+    again.add_cbs([resumed])
+    with again.no_logging(), again.no_bar():
+        again.fit(2, lr=0.1)
+    assert resumed.best == {"all": best}

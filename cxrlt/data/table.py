@@ -225,6 +225,12 @@ def _restore_patients(
     """The PatientIDs of ``patients_csv`` where it has the image; the others keep theirs."""
     found = ids.map(read_patient_ids(patients_csv))
     missing = int(found.isna().sum())
+    if missing == len(ids):
+        raise CxrltError(
+            f"{patients_csv} holds none of the {len(ids)} training images' ImageIDs (e.g. "
+            f"{ids.iloc[0]!r}): it is not the label file of this data set. Give PadChest's "
+            "own label CSV as patients_csv, or leave the option out."
+        )
     note = f"PatientIDs of {len(ids) - missing} images taken from {patients_csv.name}."
     if missing:
         note += f" {missing} images are not in it and keep the PatientID of the label CSV."

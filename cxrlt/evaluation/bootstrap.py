@@ -373,6 +373,15 @@ class Difference:
         defined = int(np.sum(~np.isnan(draws)))
         return cls(float(value), float(low), float(high), p_value(draws), defined)
 
+    def columns(self, metric: str) -> dict[str, float]:
+        """Table columns for the difference in ``metric``: value, interval and p-value."""
+        return {
+            f"{metric}_diff": self.value,
+            f"{metric}_diff_low": self.low,
+            f"{metric}_diff_high": self.high,
+            f"{metric}_p": self.p_value,
+        }
+
     @property
     def significant(self) -> bool:
         """The interval excludes 0."""

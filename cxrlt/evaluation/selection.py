@@ -26,10 +26,17 @@ SELECTIONS = {
 }
 DEFAULT_SELECTION = "cross-fit"
 WHOLE = "all"  # the score of every validation image
+KEPT = "kept"  # the model kept for new images, chosen on the whole validation split
+ROLES = ("half0", "half1", KEPT)  # the models that report each half, and the kept one
 
 
 def half_name(half: int) -> str:
-    return f"half{half}"
+    return ROLES[half]
+
+
+def role_half(role: str) -> int | None:
+    """The half a role's model reports (None: the kept model)."""
+    return None if role == KEPT else ROLES.index(role)
 
 
 def half_scores(logits: np.ndarray, targets: np.ndarray, halves: np.ndarray) -> dict[str, float]:
@@ -72,4 +79,4 @@ def describe(select: str, starts: dict[str, object]) -> str:
     if not starts:
         return text + "."
     halves = ", ".join(f"{starts[half_name(h)]} for half {h}" for h in (0, 1))
-    return f"{text} (epochs: {halves}; {starts['kept']} kept for new images)."
+    return f"{text} (epochs: {halves}; {starts[KEPT]} kept for new images)."

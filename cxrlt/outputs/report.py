@@ -390,11 +390,7 @@ def _difference_columns(
     """A run's comparison columns for its paired differences from the run ``first``."""
     columns: dict[str, Any] = {"paired_with": first}
     for metric, (value, draws) in differences.items():
-        difference = Difference.of(value, draws)
-        columns[f"{metric}_diff"] = difference.value
-        columns[f"{metric}_diff_low"] = difference.low
-        columns[f"{metric}_diff_high"] = difference.high
-        columns[f"{metric}_p"] = difference.p_value
+        columns |= Difference.of(value, draws).columns(metric)
     return columns
 
 
@@ -451,15 +447,16 @@ def _group_lines(frame: pd.DataFrame) -> list[str]:
     return [f"Groups of {row.run}: {row.groups}" for row in frame.itertuples() if row.groups]
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def comparison_markdown(frame: pd.DataFrame, notes: Sequence[str]) -> str:
-    lines = _markdown_table([*SETTINGS, *COMPARED], [_cells(row) for _, row in frame.iterrows()])
+    lines = markdown_table([*SETTINGS, *COMPARED], [_cells(row) for _, row in frame.iterrows()])
     header, rows = _differences(frame)
     if rows:
-        lines += ["", f"{_differences_title(frame)}:", "", *_markdown_table(header, rows)]
+        lines += ["", f"{_differences_title(frame)}:", "", *markdown_table(header, rows)]
     extra = [f"- {line}" for line in _group_lines(frame) + list(notes)]
     return "\n".join(lines + ([""] + extra if extra else [])) + "\n"

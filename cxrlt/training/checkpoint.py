@@ -361,6 +361,9 @@ class EpochCheckpoint(Callback):
         for cb in self.learn.cbs:
             if cb.name in state["callbacks"] and _has_own(cb, "load_state_dict"):
                 cb.load_state_dict(state["callbacks"][cb.name])
-        self.best = copy.deepcopy(state["best"])
+        best = state["best"]
+        if "epoch" in best:  # written before the scores had names: the whole split's only
+            best = {WHOLE: best} if best["epoch"] is not None else {}
+        self.best = copy.deepcopy(best)
         self.epochs_done = state["epochs_done"]
         set_rng_states(state["rng"])

@@ -163,6 +163,15 @@ def broadcast_from_main(value: T) -> T:
     return holder[0]
 
 
+def broadcast_weights(model: nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank, in place (weights that rank 0 read from
+    its own files, which other nodes may not see); a no-op alone."""
+    if world_size() <= 1 or not _group_ready():
+        return
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
+
+
 def any_rank(flag: bool) -> bool:
     """Whether ``flag`` holds on any rank; a collective, so every rank must ask together."""
     if world_size() <= 1 or not _group_ready():
