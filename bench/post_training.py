@@ -47,14 +47,25 @@ def main(argv: list[str] | None = None) -> dict:
         post = chain.replace("crt", "crt:epochs=1") if args.quick else chain
         options = dataclasses.replace(base, post=post, select="last", out=work / str(i))
         _, report = run(options, Console(quiet=True))
-        rows.append({"post": chain or "(none)", **{k: report.overall[k] for k in COLUMNS}})
+        intervals = report.intervals.overall
+        rows.append(
+            {
+                "post": chain or "(none)",
+                **{k: report.overall[k] for k in COLUMNS},
+                **{f"{k}_ci": list(intervals[k]) for k in COLUMNS},
+            }
+        )
     lines = [
         f"{args.loss}, {base.arch}, {base.epochs} epochs on {base.dataset}, seed {args.seed}",
         "",
         "| post | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
         *(
-            f"| `{row['post']}` | " + " | ".join(f"{row[k]:.3f}" for k in COLUMNS) + " |"
+            f"| `{row['post']}` | "
+            + " | ".join(
+                f"{row[k]:.3f} [{row[k + '_ci'][0]:.3f}, {row[k + '_ci'][1]:.3f}]" for k in COLUMNS
+            )
+            + " |"
             for row in rows
         ),
     ]

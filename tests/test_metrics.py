@@ -15,6 +15,7 @@ from sklearn.metrics import (
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import (
     calibration_bins,
+    chance_average_precision,
     evaluate,
     expected_calibration_error,
     macro_average_precision,
@@ -45,7 +46,8 @@ def test_macro_means_match_scikit_learn_over_classes_with_positives(scored):
     )
     assert report.excluded == ["e"]
     assert np.isnan(report.per_class.loc["e", "AP"])
-    assert report.overall["mAP_chance"] == pytest.approx(targets[:, :4].mean(axis=0).mean())
+    chance = chance_average_precision(targets[:, :4].sum(axis=0), len(targets))
+    assert report.overall["mAP_chance"] == pytest.approx(chance.mean())
 
 
 def test_ranking_metric_is_the_same_on_logits_and_probabilities(scored):
@@ -223,3 +225,15 @@ def test_per_image_thresholds_give_each_half_its_own_cut(scored):
     expected = [f1_score(targets[:, c], predicted[:, c]) for c in range(4)]
     assert report.per_class["F1"].iloc[:4].tolist() == pytest.approx(expected)
     assert report.per_class["threshold"].tolist() == pytest.approx([0.5] * 5)
+
+
+@pytest.mark.parametrize(("n_pos", "n"), [(1, 7), (3, 10), (10, 10), (5, 400)])
+def test_the_chance_level_of_ap_is_the_mean_ap_of_random_rankings(n_pos, n):
+    """The closed form against every ranking (small n) or many random ones."""
+    rng = np.random.default_rng(0)
+    target = np.zeros(n, int)
+    target[:n_pos] = 1
+    draws = [macro_average_precision(rng.random((n, 1)), target[:, None]) for _ in range(20000)]
+    expected = chance_average_precision(np.array([n_pos]), n)[0]
+    assert expected == pytest.approx(np.mean(draws), abs=4 * np.std(draws) / np.sqrt(len(draws)))
+    assert expected >= n_pos / n

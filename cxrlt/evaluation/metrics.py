@@ -71,6 +71,22 @@ def _roc_auc(tps: np.ndarray, fps: np.ndarray) -> float:
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1])) / 2)
 
 
+def chance_average_precision(n_pos: np.ndarray, n: int) -> np.ndarray:
+    """The expected AP of a random ranking of ``n`` images, ``n_pos`` of them positive.
+
+    The positive at rank k has k - 1 images above it, each positive with probability
+    (n_pos - 1) / (n - 1), so E[AP] = (1/n) sum_k [1/k + (k-1)/k (n_pos-1)/(n-1)]
+    = H_n / n + (1 - H_n / n) (n_pos - 1) / (n - 1), with H_n the n-th harmonic number
+    (the exact random baseline of Bestgen, 2015). It exceeds the prevalence n_pos / n for
+    classes with few positives (one positive in 400 images: 0.016, not 0.0025), so the
+    prevalence would understate the chance level of a long-tailed mAP.
+    """
+    n_pos = np.asarray(n_pos, dtype=np.float64)
+    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+    rest = (n_pos - 1) / (n - 1) if n > 1 else np.zeros_like(n_pos)
+    return harmonic / n + (1 - harmonic / n) * rest
+
+
 def precision_recall(target: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall at each distinct score threshold, highest first: the PR curve."""
     tps, fps = _ranked_counts(np.asarray(target), np.asarray(score))
@@ -207,7 +223,8 @@ def evaluate(
     resamples: int = N_RESAMPLES,
     bootstrap_seed: int = SEED,
 ) -> Report:
-    """mAP, mAUC, mF1 and ECE, per class and overall, plus mAP's chance level (mean prevalence).
+    """mAP, mAUC, mF1 and ECE, per class and overall, plus mAP's chance level (the mean
+    expected AP of a random ranking, :func:`chance_average_precision`).
 
     AP and AUC rank ``scores`` (default ``probs``): pass the logits, since probabilities of
     confident predictions saturate to exactly 1.0 in float32 and the ties change AP. F1 uses
@@ -246,7 +263,7 @@ def evaluate(
         "mAUC": float(per_class["AUC"].mean()),
         "mF1": float(per_class["F1"].mean()),
         "ECE": float(_ece(*(b.sum(axis=0) for b in bins))),
-        "mAP_chance": float(per_class.loc[has_pos, "prevalence"].mean()),
+        "mAP_chance": float(chance_average_precision(n_pos[has_pos], len(targets)).mean()),
         "n_images": int(len(targets)),
         "n_classes_scored": int(has_pos.sum()),
     }
