@@ -27,7 +27,7 @@ from cxrlt import __version__
 from cxrlt.data.synonyms import ClassMatch, match_classes
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
-from cxrlt.outputs.run_dir import CONFIG, RunDir
+from cxrlt.outputs.run_dir import CONFIG, SPLIT, RunDir
 from cxrlt.registry import resolve
 
 CLASSES = "classes.csv"
@@ -153,6 +153,9 @@ def evaluate_on(
     counts = np.asarray(config["data"]["train_counts"])[shared]
     report = _score(run, config, labelled, match, shared, run_dir, bs, device)
     run_dir.write_table(CLASSES, match.table())
+    run_dir.write_table(  # the patients its intervals resampled, for report and compare
+        SPLIT, labelled.frame[["ImageID", "PatientID"]].assign(split="valid")
+    )
     if len(skipped):
         run_dir.write_table(SKIPPED, skipped)
     described = {
@@ -177,8 +180,6 @@ def _without_seen_images(run: Path, labelled: Any) -> tuple[Any, int]:
     matched by file name, since two data sets may name one file by different paths), and how
     many went: a score on them would not measure a new data set."""
     import pandas as pd
-
-    from cxrlt.outputs.run_dir import SPLIT
 
     if not (run / SPLIT).is_file():
         return labelled, 0

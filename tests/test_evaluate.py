@@ -196,6 +196,10 @@ def test_the_results_folder_reads_like_a_run(run, evaluated):
     assert config["evaluation"]["images"] == 80 and config["data"]["classes"][0] == "Normal"
     result = invoke("compare", str(run), str(out), "--out", str(out / "comparison"))
     assert result.exit_code == 0 and out.name in result.output, result.output
+    assert "split.csv is missing" not in flat(result)  # the patients its intervals resampled
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = invoke("report", str(out), "--out", str(out / "plots"))
+    assert f"mAP {metrics['mAP']:.3f} [{metrics['mAP_ci'][0]:.3f}" in flat(report)
 
 
 @pytest.mark.slow  # trains a tiny run once for the module

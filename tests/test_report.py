@@ -174,9 +174,9 @@ def test_compare_writes_csv_and_markdown_and_recomputes_what_metrics_lack(tmp_pa
     assert table.loc[1, "mAP_head"] == pytest.approx(recomputed["mAP_head"])
     assert "equal thirds" in table.loc[1, "groups"]
     markdown = out.with_suffix(".md").read_text()
-    assert "| run | loss | arch | epochs | mAP |" in markdown
+    assert "| run | loss | arch | epochs | select | mAP |" in markdown
     low, high = read_run(first).evaluate().intervals.overall["mAP"]  # recomputed: not in metrics
-    assert f"| a | asl | resnet18 | 4 | 0.610 [{low:.3f}, {high:.3f}] |" in markdown
+    assert f"| a | asl | resnet18 | 4 | best | 0.610 [{low:.3f}, {high:.3f}] |" in markdown
     assert "Groups of a: hand-written groups" in markdown
     assert "ldam-drw" in result.output
 

@@ -30,7 +30,7 @@ from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, SPLIT, RunDir
 
 TARGET, LOGIT, PREDICTED = "target", "logit", "predicted"
 PROBABILITIES = ("prob", "calibrated")  # the second only when a calibrator wrote it
-SETTINGS = ("run", "loss", "arch", "epochs")
+SETTINGS = ("run", "loss", "arch", "epochs", "select")
 COMPARED = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
 PAIRED = ("mAP", "mAUC", "mF1", "ECE")  # the paired differences between runs
 NO_SPLIT = (
@@ -300,6 +300,8 @@ def _run_row(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         "loss": options.get("loss", "?"),
         "arch": specs.get("arch", {}).get("name", options.get("arch", "?")),
         "epochs": config.get("training", {}).get("epochs_done", options.get("epochs")),
+        # how the reported model was chosen; runs before cross-fitting chose on all images
+        "select": metrics.get("selection", {}).get("protocol", options.get("select", "best")),
         **{key: metrics.get(key, np.nan) for key in COMPARED},
         "groups": metrics.get("groups", ""),
     }
