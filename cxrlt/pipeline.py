@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,13 +124,13 @@ def _check_numbers(options: RunOptions) -> None:
             raise CxrltError(f"--{name} must be at least 1, got {getattr(options, name)}.")
     for name in ("lr", "backbone_lr"):
         value = getattr(options, name)
-        if value is not None and value <= 0:
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise CxrltError(f"--{name.replace('_', '-')} must be positive, got {value}.")
     if not 0 < options.valid_frac < 1:
         raise CxrltError(f"--valid-frac must be between 0 and 1, got {options.valid_frac}.")
     if not 0 <= options.ema < 1:
         raise CxrltError(f"--ema is a decay between 0 (off) and 1, like 0.999; got {options.ema}.")
-    if options.grad_clip < 0:
+    if not (math.isfinite(options.grad_clip) and options.grad_clip >= 0):
         raise CxrltError(f"--grad-clip must be 0 (off) or positive, got {options.grad_clip}.")
     for name, accepted in (("precision", PRECISIONS), ("select", tuple(SELECTIONS))):
         if getattr(options, name) not in accepted:
@@ -139,9 +140,18 @@ def _check_numbers(options: RunOptions) -> None:
 
 
 def check_options(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
-    """Every number and name of ``options``, checked before any work; as :func:`check_specs`."""
+    """Every number and name of ``options``, checked before any work; as :func:`check_specs`.
+
+    The steps after training need no data to be built, so they are built here too: their
+    constructors check parameter values (``platt:C=0``) that would otherwise stop the run
+    only after training.
+    """
     _check_numbers(options)
-    return check_specs(options)
+    specs, steps = check_specs(options)
+    for resolved in (*steps, specs.get("calibrator"), specs["thresholds"]):
+        if resolved is not None:
+            resolved.build()
+    return specs, steps
 
 
 def pick_device(name: str) -> Any:

@@ -10,6 +10,7 @@ from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 
+from cxrlt import pipeline
 from cxrlt.errors import CxrltError
 from cxrlt.pipeline import RunOptions, run, step_callbacks
 from cxrlt.training.averaging import WeightAveraging
@@ -147,9 +148,19 @@ def test_backbone_learning_rate_gives_the_backbone_its_own_rate(monkeypatch, tmp
         ({"precision": "16"}, "--precision '16' is not one of"),
         ({"select": "first"}, "--select 'first' is not one of"),
         ({"backbone_lr": 0.0}, "--backbone-lr must be positive"),
+        ({"lr": float("nan")}, "--lr must be positive, got nan"),
+        ({"grad_clip": float("nan")}, "--grad-clip must be 0"),
+        ({"post": "platt:C=0"}, "The calibrator 'platt:C=0' cannot be built: C must be > 0"),
+        ({"post": "tau-norm:taus=()"}, "cannot be built: taus must list at least one value"),
     ],
 )
-def test_bad_training_options_are_named(change, message, tmp_path):
+def test_bad_training_options_are_named(change, message, tmp_path, monkeypatch):
+    """Before any data is read, let alone a model trained."""
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the options were checked")
+
+    monkeypatch.setattr(pipeline, "run_dataloaders", no_data)
     with pytest.raises(CxrltError, match=message):
         run(RunOptions(dataset=TINY_DATA, out=tmp_path, **change))
 
