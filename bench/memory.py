@@ -161,6 +161,7 @@ def make_sparse_cache(folder: Path, n: int, size: int) -> dict[str, int]:
         raise SystemExit(f"{folder} does not make sparse files ({allocated} bytes allocated)")
     cache._write_index(folder, paths, cache._fingerprints(paths))
     cache._write_failures(folder, {})
+    cache._write_converted(folder, {})
     write_json(folder / cache.MANIFEST, cache._manifest(n, size, False))
     cache._write_done(folder, np.ones(n, bool))
     return {"bytes": nbytes, "allocated": allocated}

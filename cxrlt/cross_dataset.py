@@ -27,7 +27,7 @@ from cxrlt import __version__
 from cxrlt.data.synonyms import ClassMatch, match_classes
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
-from cxrlt.outputs.run_dir import CONFIG, SPLIT, RunDir
+from cxrlt.outputs.run_dir import SPLIT, RunDir, check_run_folder
 from cxrlt.registry import resolve
 
 CLASSES = "classes.csv"
@@ -73,11 +73,7 @@ def _check_out(out: Path, run: Path, config: dict[str, Any], overwrite: bool) ->
     runs = [run, *(Path(m) for m in config.get("ensemble", {}).get("members", []))]
     if any(out.resolve() == r.resolve() for r in runs):
         raise CxrltError(f"--out {out} is the run's own folder: choose another folder.")
-    if (out / CONFIG).exists() and not overwrite:
-        raise CxrltError(
-            f"{out} already holds results: choose another --out, or pass --overwrite to "
-            "replace them."
-        )
+    check_run_folder(out, overwrite=overwrite)
     return RunDir(out, check=False)
 
 
@@ -220,6 +216,7 @@ def _score(
         train_counts=np.asarray(config["data"]["train_counts"])[shared],
         patients=labelled.patients,
     )
+    run_dir.start()  # what --overwrite replaces goes only now, once the scoring succeeded
     run_dir.write_predictions(
         labelled.image_ids,
         match.run_classes,

@@ -74,15 +74,22 @@ def ensemble_runs(
 ) -> tuple[RunDir, Report]:
     """Average ``runs`` into the run directory ``out``; returns it and its report."""
     if len(runs) < 2:
-        raise CxrltError("An ensemble needs at least two runs.")
+        raise CxrltError(
+            f"An ensemble needs at least two runs, got {len(runs)}: give two or more run "
+            "folders validated on the same split (same data, --valid-frac and --seed)."
+        )
     if merge not in MERGES:
         raise CxrltError(f"--merge {merge!r} is not one of {', '.join(MERGES)}.")
     weights = check_weights(weights, len(runs))
+    run_dir = RunDir(out, overwrite=overwrite)
     members = [_member(Path(run)) for run in runs]
     first, first_ids = members[0]
     for (results, ids), run in zip(members[1:], runs[1:], strict=True):
         if results.classes != first.classes:
-            raise CxrltError(f"{run} predicts other classes than {runs[0]}: they cannot be merged.")
+            raise CxrltError(
+                f"{run} predicts other classes than {runs[0]}: they cannot be merged. Ensemble "
+                "runs trained on the same data set (and classes)."
+            )
         if not ids.equals(first_ids) or not np.array_equal(results.targets, first.targets):
             raise CxrltError(
                 f"{run} was validated on other images than {runs[0]}: an ensemble needs the "
@@ -98,14 +105,18 @@ def ensemble_runs(
         train_counts=first.train_counts,
         patients=first.patients,
     )
-    run_dir = RunDir(out, overwrite=overwrite)
+    submission = _merged_submission([Path(run) for run in runs], weights, merge, first)
+    run_dir.start()
     run_dir.write_predictions(first_ids.tolist(), first.classes, first.targets, logits, probs)
     run_dir.write_metrics(report)
     if (Path(runs[0]) / SPLIT).is_file():  # the members' patients, for report and compare
         run_dir.write_table(SPLIT, pd.read_csv(Path(runs[0]) / SPLIT, dtype=str))
     members_at = [str(Path(run).resolve()) for run in runs]  # predict works from anywhere
     described = {"members": members_at, "merge": merge, "weights": weights}
-    _merge_submissions([Path(run) for run in runs], weights, merge, first, run_dir)
+    if submission is not None:
+        from cxrlt.outputs.submission import write_dataset_submission
+
+        write_dataset_submission(run_dir.file(SUBMISSION), *submission)
     run_dir.write_config(
         {
             "cxrlt_version": __version__,
@@ -119,16 +130,16 @@ def ensemble_runs(
     return run_dir, report
 
 
-def _merge_submissions(
-    runs: list[Path], weights: list[float], merge: str, first: Any, run_dir: RunDir
-) -> None:
-    """Merge the members' submissions when every member wrote one for the same images."""
-    from cxrlt.outputs.submission import write_dataset_submission
+def _merged_submission(
+    runs: list[Path], weights: list[float], merge: str, first: Any
+) -> tuple[str, pd.Series, np.ndarray, list[str]] | None:
+    """The members' submissions merged (data set, ImageIDs, probabilities, classes) when
+    every member wrote one for the same images; checked before anything is written."""
     from cxrlt.registry import resolve
 
     files = [run / SUBMISSION for run in runs]
     if not all(file.is_file() for file in files):
-        return
+        return None
     frames = [pd.read_csv(file, dtype={0: str}) for file in files]
     ids = frames[0].iloc[:, 0]
     if any(not f.columns.equals(frames[0].columns) or not f.iloc[:, 0].equals(ids) for f in frames):
@@ -138,5 +149,4 @@ def _merge_submissions(
         )
     probs, _ = merge_probabilities([f.iloc[:, 1:].to_numpy() for f in frames], weights, merge)
     dataset = resolve("datasets", first.config["options"]["dataset"]).entry.name
-    classes = list(frames[0].columns[1:])
-    write_dataset_submission(run_dir.file(SUBMISSION), dataset, ids, probs, classes)
+    return dataset, ids, probs, list(frames[0].columns[1:])

@@ -18,17 +18,48 @@ from cxrlt.errors import CxrltError
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` when the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` when the block succeeds.
+
+    The file is synced before the rename (a crash leaves the old file or the new, whole) and
+    gets the permissions a plain ``open`` would give, not the temporary file's owner-only ones.
+    A file-system error names ``path`` (a full disk raised while writing names no file), and
+    leaves the previous file as it was and no temporary file behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
+        _sync(tmp)
+        os.chmod(tmp, _PLAIN_MODE)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno is not None and error.filename in (None, tmp):
+            error.filename, error.filename2 = str(path), None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _sync(file: str) -> None:
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_umask() -> int:
+    umask = os.umask(0o022)  # reading it means setting it: done once, at import, not in threads
+    os.umask(umask)
+    return umask
+
+
+# What ``open(path, "w")`` gives a new file: read-write for all, less the umask.
+_PLAIN_MODE = 0o666 & ~_read_umask()
 
 
 def write_with(path: Path | str, writer: Callable[[IO[str]], Any]) -> Path:
@@ -52,8 +83,13 @@ def read_json(path: Path | str) -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise CxrltError(f"{path} cannot be read as JSON ({error}).") from None
+    except OSError as error:
+        raise CxrltError(f"{path} cannot be read ({error.strerror}): check the path.") from None
+    except json.JSONDecodeError as error:
+        raise CxrltError(
+            f"{path} cannot be read as JSON ({error}): it is not as cxrlt wrote it. Restore the "
+            "file, or run again the command that wrote it."
+        ) from None
 
 
 def cache_dir() -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import platform
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,12 @@ from typing import Any
 from rich.console import Console
 
 from cxrlt import __version__
-from cxrlt.errors import CxrltError
-from cxrlt.evaluation.selection import DEFAULT_SELECTION, KEPT, ROLES, SELECTIONS, role_half
+from cxrlt.errors import CxrltError, CxrltInterrupted
+from cxrlt.evaluation.selection import DEFAULT_SELECTION, KEPT, ROLES, role_half
 from cxrlt.head_choice import choose_head
+from cxrlt.preflight import check_numbers, check_paths, rehearse
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec, parse_specs
-
-PRECISIONS = ("auto", "32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -118,39 +117,12 @@ def split_post(post: str) -> tuple[list[Resolved], Resolved | None, Resolved | N
     return found["post"], calibrator, thresholds
 
 
-def _check_numbers(options: RunOptions) -> None:
-    for name in ("epochs", "bs", "size"):
-        if getattr(options, name) < 1:
-            raise CxrltError(f"--{name} must be at least 1, got {getattr(options, name)}.")
-    for name in ("lr", "backbone_lr"):
-        value = getattr(options, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise CxrltError(f"--{name.replace('_', '-')} must be positive, got {value}.")
-    if not 0 < options.valid_frac < 1:
-        raise CxrltError(f"--valid-frac must be between 0 and 1, got {options.valid_frac}.")
-    if not 0 <= options.ema < 1:
-        raise CxrltError(f"--ema is a decay between 0 (off) and 1, like 0.999; got {options.ema}.")
-    if not (math.isfinite(options.grad_clip) and options.grad_clip >= 0):
-        raise CxrltError(f"--grad-clip must be 0 (off) or positive, got {options.grad_clip}.")
-    for name, accepted in (("precision", PRECISIONS), ("select", tuple(SELECTIONS))):
-        if getattr(options, name) not in accepted:
-            raise CxrltError(
-                f"--{name} {getattr(options, name)!r} is not one of {', '.join(accepted)}."
-            )
-
-
 def check_options(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
-    """Every number and name of ``options``, checked before any work; as :func:`check_specs`.
-
-    The steps after training need no data to be built, so they are built here too: their
-    constructors check parameter values (``platt:C=0``) that would otherwise stop the run
-    only after training.
-    """
-    _check_numbers(options)
+    """Every number and name of ``options``, and every part of the run built once on stand-in
+    inputs (:mod:`cxrlt.preflight`), before any work; returns as :func:`check_specs`."""
+    check_numbers(options)
     specs, steps = check_specs(options)
-    for resolved in (*steps, specs.get("calibrator"), specs["thresholds"]):
-        if resolved is not None:
-            resolved.build()
+    rehearse(specs, steps, options.epochs)
     return specs, steps
 
 
@@ -189,9 +161,12 @@ def saved_options(run_path: Path | str) -> RunOptions:
     return RunOptions(**saved)
 
 
-def resume_options(run_path: Path | str) -> RunOptions:
-    """The options an interrupted run was started with, to continue it in its own folder."""
-    return dataclasses.replace(saved_options(run_path), out=Path(run_path), overwrite=False)
+def resume_options(run_path: Path | str, **changes: Any) -> RunOptions:
+    """The options an interrupted run was started with, to continue it in its own folder;
+    ``changes`` (a corrected ``post``) apply to what comes after training."""
+    return dataclasses.replace(
+        saved_options(run_path), out=Path(run_path), overwrite=False, **changes
+    )
 
 
 def from_run_options(run_path: Path | str, **changes: Any) -> RunOptions:
@@ -208,31 +183,56 @@ def run(
 
     With ``resume`` the run in ``options.out`` continues from its last checkpoint. Under
     ``torchrun``/``accelerate launch`` every process trains and the first writes the run.
+    Ctrl-C stops with the command that continues the run (:class:`CxrltInterrupted`).
     """
     console = console or Console()
-    specs, post = check_options(options)
+    from cxrlt.training import distributed
 
+    check_numbers(options)
+    device = distributed.setup_device(pick_device(options.device))
+    main = distributed.is_main_process()
+    out = Path(distributed.broadcast_from_main(options.out or default_out()))
+    if main:
+        check_paths(options, out, resume=resume)
+    specs, post = check_options(options)
+    try:
+        return _run(options, specs, post, console, out, device, main, resume=resume)
+    except KeyboardInterrupt:
+        raise CxrltInterrupted(_interrupted_advice(out, options)) from None
+
+
+def _run(
+    options: RunOptions,
+    specs: dict[str, Resolved],
+    post: list[Resolved],
+    console: Console,
+    out: Path,
+    device: Any,
+    main: bool,
+    *,
+    resume: bool,
+) -> tuple[Any, Any]:
     from cxrlt.outputs.report import print_data_summary
     from cxrlt.outputs.run_dir import LAST_WEIGHTS, SPLIT, RunDir
     from cxrlt.training import distributed
 
-    device = distributed.setup_device(pick_device(options.device))
-    main = distributed.is_main_process()
     if not main:
         console = Console(quiet=True)
     if head_note := choose_head(specs["loss"], options.head)[1]:
         console.print(head_note, markup=False)
-    out = distributed.broadcast_from_main(options.out or default_out())
     run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
-    checkpoint = _load_resume_state(run_dir) if resume else None
+    checkpoint = _load_resume_state(run_dir, console) if resume else None
     base = _base_run(options.from_run) if options.from_run else None
     seed_run(options.seed, device)
     dls = run_dataloaders(options, specs, device)
     print_data_summary(console, dls)
+    test_images = _decode_test_images(options, dls) if main else None
     halves = split_halves(dls, options.seed)
     if base is not None:
         _check_same_split(base, dls.split_table(halves))
     if main:
+        if not resume:
+            run_dir.start()  # what --overwrite replaces goes only now, every check passed
         run_dir.write_table(SPLIT, dls.split_table(halves))
         if len(dls.skipped):
             run_dir.write_table("skipped.csv", dls.skipped)
@@ -246,6 +246,10 @@ def run(
         training = _training_record(options, epochs)
         starts = _epoch_starts(options.select, epochs)
         state_of, epochs_done = epochs.epoch_state, epochs.epochs_done
+        if main:
+            if starts[KEPT] != epochs.epochs_done:
+                run_dir.write_weights(learn.model, LAST_WEIGHTS)  # the last epoch's first
+            _mark_trained(options, specs, dls, device, run_dir, learn, epochs, training)
     else:
         learn, epochs = _trained_learner(options, specs, dls, device, run_dir, base), None
         training = {**base.config.get("training", {}), "from_run": options.from_run}
@@ -253,23 +257,26 @@ def run(
         state_of = _base_weights(base)
         epochs_done = None
         console.print(f"Starting from the trained model of {options.from_run} (no training).")
-    if main and base is None and starts[KEPT] != epochs.epochs_done:
-        run_dir.write_weights(learn.model, LAST_WEIGHTS)  # the last epoch's, before any other
-    if post:
-        console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
-    branches = build_branches(
-        options.select, learn, post, starts, state_of, halves, device, last=epochs_done
-    )
-    checksums = distributed.gather_checksums(learn.model)
-    if not main:
-        distributed.wait_for_every_rank_to_finish()
-        distributed.cleanup()
-        return run_dir, None
-    predict_branches(learn, branches)  # rank 0 alone, once the others wait for it
-    selection = _selection_record(options.select, branches, epochs)
-    report = _evaluate_and_write(
-        options, specs, learn, dls, run_dir, console, branches, halves, selection
-    )
+    try:
+        if post:
+            console.print(f"Post-training: {', '.join(str(step.spec) for step in post)}")
+        branches = build_branches(
+            options.select, learn, post, starts, state_of, halves, device, last=epochs_done
+        )
+        checksums = distributed.gather_checksums(learn.model)
+        if not main:
+            distributed.wait_for_every_rank_to_finish()
+            distributed.cleanup()
+            return run_dir, None
+        predict_branches(learn, branches)  # rank 0 alone, once the others wait for it
+        selection = _selection_record(options.select, branches, epochs)
+        report = _evaluate_and_write(
+            options, specs, learn, dls, run_dir, console, branches, halves, selection, test_images
+        )
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # noqa: BLE001 - every late failure keeps the trained model
+        raise CxrltError(_late_failure_advice(error, out, options, trained=base is None)) from error
     config = _config(options, specs, every_post, dls, device, status="complete")
     config["training"] = training
     config["selection"] = selection
@@ -282,6 +289,93 @@ def run(
     distributed.cleanup()
     console.print(f"Run written to [bold]{run_dir.path}[/bold]")
     return run_dir, report
+
+
+TRAINED = "trained"  # config status once training is done and its weights are written
+
+
+def _mark_trained(
+    options: RunOptions,
+    specs: dict[str, Resolved],
+    dls: Any,
+    device: Any,
+    run_dir: Any,
+    learn: Any,
+    epochs: Any,
+    training: dict,
+) -> None:
+    """Write the trained models (per role, as ``--select`` chose) and mark the run trained,
+    before post-training, calibration, evaluation or the submission can fail: ``--resume``
+    and ``--from-run`` then go on from these weights without training again."""
+    import copy
+
+    starts = _epoch_starts(options.select, epochs)
+    files = _role_files(starts)
+    for name, role in {name: role for role, name in files.items()}.items():
+        model = learn.model
+        if starts[role] != epochs.epochs_done:
+            model = copy.deepcopy(learn.model)
+            model.load_state_dict(epochs.epoch_state(starts[role]))
+        run_dir.write_weights(model, name)
+    config = _config(options, specs, [], dls, device, status=TRAINED)
+    config["training"] = training
+    config["selection"] = {"protocol": options.select, "starts": starts, "weights": files}
+    run_dir.write_config(config)
+
+
+def _role_files(keys: dict[str, Any]) -> dict[str, str]:
+    """Per role, the weights file of its model: the kept model's in model.safetensors, a
+    half's own (chosen on the other half) in model-<half>.safetensors when it differs."""
+    from cxrlt.outputs.run_dir import WEIGHTS
+
+    return {
+        role: WEIGHTS
+        if role == KEPT or keys[role] == keys[KEPT]
+        else WEIGHTS.replace("model", f"model-{role}")
+        for role in ROLES
+    }
+
+
+def _resume_command(out: Path, options: RunOptions | None = None) -> str:
+    post = f" --post {shlex.quote(options.post)}" if options and options.post else ""
+    return f"cxrlt run --resume {shlex.quote(str(out))}{post}"
+
+
+def _interrupted_advice(out: Path, options: RunOptions) -> str:
+    """Where Ctrl-C stopped the run and the exact command that continues it."""
+    from cxrlt.outputs.run_dir import CONFIG, LOG
+
+    if not (out / CONFIG).is_file():
+        return (
+            "Interrupted before training started; nothing was written to the run folder (the "
+            "image cache keeps the images decoded so far). Run the same command again."
+        )
+    log = out / LOG
+    epochs = max(0, len(log.read_text(encoding="utf-8").splitlines()) - 1) if log.is_file() else 0
+    return (
+        f"Interrupted after {epochs} of {options.epochs} epochs; the run so far is kept in "
+        f"{out}. Continue it with: {_resume_command(out)}"
+    )
+
+
+def _late_failure_advice(error: Exception, out: Path, options: RunOptions, *, trained: bool) -> str:
+    """A failure after training, with how to go on without training again."""
+    from cxrlt.errors import os_error_message
+
+    if isinstance(error, CxrltError):
+        cause = str(error)
+    elif isinstance(error, OSError) and (text := os_error_message(error)):
+        cause = text
+    else:
+        cause = f"{type(error).__name__}: {error}"
+    if not trained:
+        return f"{cause} The base run is unchanged: fix the cause, then run the command again."
+    return (
+        f"{cause} Training had finished: its weights are kept in {out} (marked trained). Fix "
+        f"the cause, then post-train and evaluate without training again: "
+        f"{_resume_command(out)} [--post STEPS], or "
+        f"cxrlt run --from-run {shlex.quote(str(out))} --post STEPS --out NEW_FOLDER."
+    )
 
 
 @dataclass(frozen=True)
@@ -304,7 +398,7 @@ class BaseRun:
 def _base_run(path: str) -> BaseRun:
     from cxrlt.prediction import complete_run, post_steps
 
-    run_dir, config = complete_run(path)
+    run_dir, config = complete_run(path, trained=True)
     return BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
 
 
@@ -505,12 +599,18 @@ def seed_run(seed: int, device: Any) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _load_resume_state(run_dir: Any) -> dict:
+def _load_resume_state(run_dir: Any, console: Console) -> dict | None:
+    """The checkpoint to continue from; None when the run stopped before its first epoch
+    ended (it then starts training afresh in its own folder)."""
     from cxrlt.outputs.run_dir import METRICS
     from cxrlt.training.checkpoint import CHECKPOINT, load_checkpoint
 
-    if not run_dir.file(CHECKPOINT).exists() and run_dir.file(METRICS).exists():
-        raise CxrltError(f"{run_dir.path} is a complete run: there is nothing to resume.")
+    run_dir.read_config()  # a folder that holds no run is refused, naming it
+    if not run_dir.file(CHECKPOINT).exists():
+        if run_dir.file(METRICS).exists():
+            raise CxrltError(f"{run_dir.path} is a complete run: there is nothing to resume.")
+        console.print(f"{run_dir.path} stopped before its first epoch ended: training afresh.")
+        return None
     return load_checkpoint(run_dir.path)
 
 
@@ -549,7 +649,6 @@ def train_and_checkpoint(
         path=run_dir.path,
         cbs=callbacks,
     )
-    _check_reweighting_start(learn, options.epochs)
     lr = slice(options.backbone_lr, options.lr) if options.backbone_lr else options.lr
     try:
         with distributed.distributed(learn, device):
@@ -562,18 +661,6 @@ def train_and_checkpoint(
         )
         raise NonFiniteLoss(f"{error}{kept}") from None
     return learn, epochs
-
-
-def _check_reweighting_start(learn: Any, epochs: int) -> None:
-    """A deferred re-weighting that starts after the last epoch would silently never act."""
-    from cxrlt.training.reweighting import DeferredReweighting
-
-    for cb in learn.cbs:
-        if isinstance(cb, DeferredReweighting) and cb.start is not None and cb.start >= epochs:
-            raise CxrltError(
-                f"The loss re-weights from epoch start={cb.start} on, but the run has {epochs} "
-                "epochs, so it would never switch on: choose a start below --epochs."
-            )
 
 
 def step_callbacks(options: RunOptions, device: Any) -> list:
@@ -601,6 +688,7 @@ def _evaluate_and_write(
     branches: dict[str, Branch],
     halves: Any,
     selection: dict,
+    test_images: Any,
 ) -> Any:
     """Calibrate on held-out halves of the validation split, evaluate, write the run's
     results, and a submission when there are test images.
@@ -655,37 +743,32 @@ def _evaluate_and_write(
     run_dir.write_calibration(_calibration_record(specs, fitted))
     print_report(console, report, dls.class_counts)
     console.print(selection["description"])
-    if dls.data.test is not None:
-        probs = _predict_test(options, learn, dls.data.test, fitted.calibrator, activation)
+    if test_images is not None:
+        probs = _predict_test(options, learn, test_images, fitted.calibrator, activation)
         _write_submission(dls, probs, run_dir, console)
     return report
 
 
 def _weights_files(branches: dict[str, Branch]) -> dict[str, Any]:
-    """The file of each distinct model: the kept one in model.safetensors, a half's own model
-    (chosen on the other half) in model-<half>.safetensors when it differs."""
-    from cxrlt.outputs.run_dir import WEIGHTS
+    """The file of each distinct model (:func:`_role_files`) and the model."""
+    return {name: branches[role].model for role, name in _branch_files(branches).items()}
 
-    files = {WEIGHTS: branches[KEPT].model}
-    for role in ROLES[:-1]:
-        if branches[role] is not branches[KEPT]:
-            files[WEIGHTS.replace("model", f"model-{role}")] = branches[role].model
-    return files
+
+def _branch_files(branches: dict[str, Branch]) -> dict[str, str]:
+    return _role_files({role: id(branches[role].model) for role in ROLES})
 
 
 def _selection_record(select: str, branches: dict[str, Branch], epochs: Any) -> dict:
     """How the reported figures were chosen, for config.json, metrics.json and the console."""
     from cxrlt.evaluation.selection import describe
 
-    files = {id(model): name for name, model in _weights_files(branches).items()}
     starts = {role: branches[role].start for role in ROLES}
-    record = {
+    return {
         "protocol": select,
         "starts": starts,
-        "weights": {role: files[id(branches[role].model)] for role in ROLES},
+        "weights": _branch_files(branches),
         "description": describe(select, starts if epochs is not None else {}),
     }
-    return record
 
 
 def _calibration_record(specs: dict[str, Any], fitted: Any) -> dict:
@@ -704,13 +787,24 @@ def _calibration_record(specs: dict[str, Any], fitted: Any) -> dict:
     }
 
 
-def _predict_test(
-    options: RunOptions, learn: Any, test: Any, calibrator: Any, activation: Any
-) -> Any:
-    """The run's probabilities for the data set's test images."""
-    from cxrlt.prediction import decode_test_images, predict_logits
+def _decode_test_images(options: RunOptions, dls: Any) -> Any:
+    """The data set's test images, decoded (into the cache) before training, so that an
+    unreadable one stops the run before it costs a training run; None without test images."""
+    from cxrlt.prediction import decode_test_images
 
-    images = decode_test_images(test, options.size, letterbox=options.letterbox)
+    if dls.data.test is None:
+        return None
+    return decode_test_images(
+        dls.data.test, options.size, letterbox=options.letterbox, consequence="Nothing was trained"
+    )
+
+
+def _predict_test(
+    options: RunOptions, learn: Any, images: Any, calibrator: Any, activation: Any
+) -> Any:
+    """The run's probabilities for the data set's decoded test images."""
+    from cxrlt.prediction import predict_logits
+
     device = next(learn.model.parameters()).device
     logits = predict_logits(learn.model, images, options.bs, device)
     return calibrator.transform(logits) if calibrator is not None else activation(logits)

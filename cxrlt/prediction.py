@@ -71,11 +71,14 @@ def numpy_activation(loss: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return activation
 
 
-def decode_test_images(test: Any, size: int, *, letterbox: bool, part: str = "test") -> np.ndarray:
+def decode_test_images(
+    test: Any, size: int, *, letterbox: bool, part: str = "test", consequence: str | None = None
+) -> np.ndarray:
     """Decode the images of a table (ImageID, path) into the cache; any unreadable one stops it.
 
     ``part`` is the cache's (see :func:`cxrlt.data.cache.cache_folder`): "test" for the test
     images, "" for labelled images, which then share the cache that training on them built.
+    ``consequence`` says what the stop left undone (default: the submission or the output).
     """
     from cxrlt.data.cache import cache_folder, prepare_images
 
@@ -86,7 +89,9 @@ def decode_test_images(test: Any, size: int, *, letterbox: bool, part: str = "te
         listed = ", ".join(
             f"{test['ImageID'].iloc[i]} ({cached.failures[i]})" for i in sorted(cached.failures)[:5]
         )
-        lost = "No submission was written" if part == "test" else "Nothing was written"
+        lost = consequence or (
+            "No submission was written" if part == "test" else "Nothing was written"
+        )
         raise CxrltError(
             f"{len(cached.failures)} of {len(test)} {part or 'labelled'} images cannot be read: "
             f"{listed}. {lost}: fix or replace the files, then run the command again."
@@ -117,11 +122,16 @@ def backbone_without_weights(spec: str) -> Any:
     return resolve("backbones", Spec(arch.name, params))
 
 
-def complete_run(path: Path | str) -> tuple[RunDir, dict[str, Any]]:
-    """A finished run's folder and config; an unfinished one is refused, naming the fix."""
+def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, dict[str, Any]]:
+    """A finished run's folder and config; an unfinished one is refused, naming the fix.
+
+    ``trained`` also accepts a run whose training finished but whose post-training or
+    evaluation failed (status "trained"): its weights are whole.
+    """
     run_dir = RunDir(path, check=False)
     config = run_dir.read_config()
-    if config.get("status") != "complete" or not run_dir.file(WEIGHTS).is_file():
+    accepted = ("complete", "trained") if trained else ("complete",)
+    if config.get("status") not in accepted or not run_dir.file(WEIGHTS).is_file():
         raise CxrltError(
             f"{run_dir.path} is not a complete run (no {WEIGHTS}, or it never finished): "
             f"finish it with `cxrlt run --resume {run_dir.path}`, or pick another run."

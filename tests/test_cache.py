@@ -1,9 +1,13 @@
-"""The decoded-image cache: content, reuse, resume after Ctrl-C, staleness, failures, CLI."""
+"""The decoded-image cache: content, reuse, resume after Ctrl-C, staleness, failures, disk
+space, conversions, CLI."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +17,15 @@ from typer.testing import CliRunner
 
 from cxrlt.cli import app
 from cxrlt.data import cache
-from cxrlt.data.cache import CACHE_VERSION, cache_folder, prepare_images
-from cxrlt.data.images import read_image
+from cxrlt.data.cache import (
+    CACHE_VERSION,
+    cache_folder,
+    check_cache_space,
+    check_cache_writable,
+    prepare_images,
+)
+from cxrlt.data.images import decode_image, read_image
+from cxrlt.errors import CxrltError
 
 SIZE = 24
 
@@ -40,9 +51,9 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def counting(path, size, *, letterbox=False):
         calls.append(str(path))
-        return read_image(path, size, letterbox=letterbox)
+        return decode_image(path, size, letterbox=letterbox)
 
-    monkeypatch.setattr(cache, "read_image", counting)
+    monkeypatch.setattr(cache, "decode_image", counting)
     return calls
 
 
@@ -199,3 +210,196 @@ def test_prepare_command(tmp_path, monkeypatch):
 
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "nothing, the cache was complete" in again.output
+
+
+def test_conversions_to_grey_are_recorded_and_kept_by_the_cache(pngs, decodes):
+    grey = np.asarray(Image.open(pngs[2]).convert("L"))
+    Image.fromarray(np.stack([grey] * 3, -1)).save(pngs[2])
+    Image.fromarray(grey).convert("P").save(pngs[7])
+    first = prepare(pngs)
+    assert first.converted == {2: "RGB", 7: "P"} and first.failures == {}
+    decodes.clear()
+    again = prepare(pngs)  # from the cache: nothing decoded, the conversions still known
+    assert decodes == [] and again.converted == {2: "RGB", 7: "P"}
+    write_png(pngs[2], seed=2)  # greyscale again
+    assert prepare(pngs).converted == {7: "P"}
+    # A changed list keeps the conversions of the rows it copies.
+    assert prepare(pngs[5:]).converted == {2: "P"}
+
+
+def test_a_blank_image_is_a_failure_with_its_reason(pngs):
+    Image.fromarray(np.zeros((40, 56), np.uint8)).save(pngs[3])
+    cached = prepare(pngs)
+    assert list(cached.failures) == [3]
+    assert "a single value (0) in every pixel (a blank export?)" in cached.failures[3]
+
+
+def change_ctime(path: Path) -> None:
+    """Change only the file's ctime (what ``chmod`` does), waiting out a coarse clock tick."""
+    before = path.stat().st_ctime_ns
+    for _ in range(100):
+        os.chmod(path, path.stat().st_mode)
+        if path.stat().st_ctime_ns != before:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the ctime of {path} does not change")
+
+
+def test_a_failed_image_replaced_keeping_size_and_mtime_is_decoded_again(pngs, decodes):
+    good = pngs[4].read_bytes()
+    stat = pngs[4].stat()
+    pngs[4].write_bytes(b"\0" * len(good))  # corrupt, of the same size
+    os.utime(pngs[4], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert list(prepare(pngs).failures) == [4]
+    pngs[4].write_bytes(good)  # the fix: same size, and the old mtime put back
+    os.utime(pngs[4], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    change_ctime(pngs[4])
+    decodes.clear()
+    fixed = prepare(pngs)
+    assert decodes == [str(pngs[4])] and fixed.failures == {}
+    np.testing.assert_array_equal(fixed.images[4], read_image(pngs[4], SIZE))
+
+
+def test_a_failed_image_is_tried_again_once_its_permissions_change(pngs, decodes, monkeypatch):
+    """Simulated unreadability (root reads anything): a metadata-only change (chmod) retries a
+    failed row, and leaves decoded rows alone."""
+
+    def unreadable(path, size, *, letterbox=False):
+        decodes.append(str(path))
+        if path == str(pngs[6]):
+            raise CxrltError(f"{path}: cannot read the file (Permission denied)")
+        return decode_image(path, size, letterbox=letterbox)
+
+    monkeypatch.setattr(cache, "decode_image", unreadable)
+    assert list(prepare(pngs).failures) == [6]
+    decodes.clear()
+    assert list(prepare(pngs).failures) == [6] and decodes == []  # remembered while unchanged
+    monkeypatch.setattr(cache, "decode_image", decode_image)
+    change_ctime(pngs[6])
+    change_ctime(pngs[1])  # a decoded row: its pixels stay valid
+    fixed = prepare(pngs)
+    assert fixed.failures == {} and fixed.decoded == 1
+    np.testing.assert_array_equal(fixed.images, expected(pngs))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_image_is_decoded_once_it_is_readable_again(pngs):
+    pngs[6].chmod(0)
+    assert "Permission denied" in prepare(pngs).failures[6]
+    pngs[6].chmod(0o644)
+    fixed = prepare(pngs)
+    assert fixed.failures == {}
+    np.testing.assert_array_equal(fixed.images[6], read_image(pngs[6], SIZE))
+
+
+@pytest.mark.parametrize("size", [0, 7, 4097, 100_000])
+def test_a_size_out_of_range_is_refused(pngs, tmp_path, size):
+    with pytest.raises(CxrltError, match=rf"--size {size} is out of range.*between 8 and 4096"):
+        prepare(pngs, size=size, folder=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def small_disk(monkeypatch: pytest.MonkeyPatch, free: int) -> None:
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=free))
+
+
+def test_a_cache_larger_than_the_free_space_is_refused_before_it_is_created(
+    pngs, tmp_path, monkeypatch
+):
+    small_disk(monkeypatch, 10 << 20)
+    folder = tmp_path / "cache" / "images"
+    with pytest.raises(CxrltError) as info:
+        prepare(pngs, folder=folder)
+    message = str(info.value)
+    assert f"12 images at {SIZE}x{SIZE} px need 64.0 MiB in {folder}" in message
+    assert "only 10.0 MiB are free there" in message
+    assert "smaller --size" in message and "CXRLT_CACHE_DIR" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_check_cache_space_counts_a_cache_that_is_already_there(pngs, tmp_path, monkeypatch):
+    folder = prepare(pngs, folder=tmp_path / "cache").folder
+    small_disk(monkeypatch, 0)
+    check_cache_space(12, SIZE, folder)  # complete: nothing more to write
+    with pytest.raises(CxrltError, match="Not enough disk space"):
+        check_cache_space(13, SIZE, folder)
+    with pytest.raises(CxrltError, match="Not enough disk space"):
+        check_cache_space(12, SIZE, tmp_path / "elsewhere")
+
+
+def test_a_huge_size_would_need_more_than_any_disk(tmp_path):
+    with pytest.raises(CxrltError, match=r"need 1\.5 TiB in"):
+        check_cache_space(100_000, 4096, tmp_path)
+
+
+def test_a_file_where_the_cache_folder_should_be_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("CXRLT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(CxrltError) as info:
+        check_cache_writable(tmp_path / "cache" / "images" / "x")
+    message = str(info.value)
+    assert f"{tmp_path / 'cache'} is a file, not a folder" in message
+    assert f"CXRLT_CACHE_DIR is set to {tmp_path / 'cache'}" in message
+    assert "Set CXRLT_CACHE_DIR to a folder you can write" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_cache_folder_is_refused_before_anything_is_written(pngs, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(CxrltError, match="is not writable .*Set CXRLT_CACHE_DIR"):
+        prepare(pngs, folder=locked / "images")
+    assert list(locked.iterdir()) == []
+
+
+def cache_files(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()}
+
+
+WHOLE = {"images.u8", "index.csv", "manifest.json", "done.npy", "failures.json", "converted.json"}
+
+
+def test_a_disk_that_fills_up_while_decoding_stops_clearly_and_the_rerun_continues(
+    pngs, decodes, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cache, "_CHUNK", 3)
+    monkeypatch.setattr(cache, "_SAVE_EVERY", 0.0)  # save the done mask after every chunk
+    real_save, saves = np.save, []
+
+    def filling_up(file, array, **kwargs):
+        saves.append(1)
+        if len(saves) > 3:  # the mask of the create and of two chunks are saved
+            file.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(file, array, **kwargs)
+
+    monkeypatch.setattr(np, "save", filling_up)
+    folder = tmp_path / "cache"
+    with pytest.raises(CxrltError) as info:
+        prepare(pngs, folder=folder)
+    message = str(info.value)
+    assert f"The disk filled up while writing the image cache in {folder}" in message
+    assert "need 64.0 MiB" in message and "smaller --size" in message
+    assert "run the same command again to continue" in message
+    assert cache_files(folder) == WHOLE | {".lock"}  # no temporary file left
+    assert np.load(folder / "done.npy").sum() == 6
+
+    monkeypatch.setattr(np, "save", real_save)
+    decodes.clear()
+    resumed = prepare(pngs, folder=folder)
+    assert sorted(decodes) == sorted(str(p) for p in pngs[6:])
+    np.testing.assert_array_equal(resumed.images, expected(pngs))
+
+
+def test_no_room_for_the_pixel_file_leaves_no_partial_file(pngs, tmp_path, monkeypatch):
+    def no_room(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room)
+    folder = tmp_path / "cache"
+    with pytest.raises(CxrltError, match="The disk filled up while writing the image cache"):
+        prepare(pngs, folder=folder)
+    assert cache_files(folder) == {".lock"}
+    monkeypatch.undo()
+    np.testing.assert_array_equal(prepare(pngs, folder=folder).images, expected(pngs))

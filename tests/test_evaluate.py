@@ -267,11 +267,11 @@ def test_bad_input_is_refused_before_decoding(fake_run, tmp_path, monkeypatch):
     result = invoke("evaluate", run, "--dataset", "csv", "--data", str(other))
     assert result.exit_code == 2 and "image file missing" in flat(result), result.output
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "config.json").write_text("{}")
+    (tmp_path / "out" / "config.json").write_text('{"cxrlt_version": "0.1"}')
     result = invoke(
         "evaluate", run, "--dataset", "csv", "--data", str(other), "--out", str(tmp_path / "out")
     )
-    assert result.exit_code == 2 and "already holds results" in flat(result), result.output
+    assert result.exit_code == 2 and "already holds a run" in flat(result), result.output
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,13 @@ from PIL import Image, ImageFile
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from cxrlt.data.images import read_image, read_images, window_to_uint8
+from cxrlt.data.images import (
+    conversion_notes,
+    decode_image,
+    read_image,
+    read_images,
+    window_to_uint8,
+)
 from cxrlt.errors import CxrltError
 
 DX_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -92,14 +99,54 @@ def test_colour_images_become_grey(tmp_path: Path) -> None:
     assert np.abs(read_image(tmp_path / "rgb.jpg", 64).astype(int) - grey).mean() < 3
 
 
+def test_a_conversion_to_grey_names_the_source_mode(tmp_path: Path) -> None:
+    grey = smooth(64, 64, 256).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.jpg")  # drafted as L
+    Image.fromarray(np.stack([grey] * 3 + [grey], -1)).save(tmp_path / "rgba.png")
+    Image.fromarray(grey).convert("LA").save(tmp_path / "la.png")
+    Image.fromarray(grey).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(grey).save(tmp_path / "grey.jpg")
+    Image.fromarray(smooth(64, 64, 4096).astype(np.uint16)).save(tmp_path / "deep.png")
+    write_dicom(tmp_path / "x.dcm", smooth(64, 64, 4096))
+    modes = {path.name: decode_image(path, 32).converted_from for path in tmp_path.iterdir()}
+    assert modes == {
+        "rgb.png": "RGB",
+        "rgb.jpg": "RGB",
+        "rgba.png": "RGBA",
+        "la.png": "LA",
+        "p.png": "P",
+        "grey.png": None,
+        "grey.jpg": None,
+        "deep.png": None,
+        "x.dcm": None,
+    }
+
+
+def test_conversion_notes_count_each_kind_and_name_examples() -> None:
+    names = [f"img{i}.png" for i in range(10)]
+    converted = {1: "RGB", 4: "RGB", 5: "P", 7: "RGB", 9: "RGB"}
+    assert conversion_notes(converted, names) == [
+        "4 images were RGB colour, converted to greyscale (e.g. img1.png, img4.png, img7.png, "
+        "...).",
+        "1 image was palette colour, converted to greyscale (e.g. img5.png).",
+    ]
+    assert conversion_notes({}, names) == []
+
+
 def test_letterbox_keeps_the_aspect_ratio_on_black_bars(tmp_path: Path) -> None:
-    Image.fromarray(np.full((200, 100), 200, np.uint8)).save(tmp_path / "tall.png")
+    tall = np.full((200, 100), 200, np.uint8)
+    tall[100:] = 100  # two halves: the content is not blank, and its top stays on top
+    Image.fromarray(tall).save(tmp_path / "tall.png")
     boxed = read_image(tmp_path / "tall.png", 64, letterbox=True)
     content_columns = np.flatnonzero(boxed.max(axis=0))
     assert (boxed[:, :16] == 0).all() and (boxed[:, 48:] == 0).all()
     assert (content_columns[0], content_columns[-1]) == (16, 47)
-    assert (boxed[:, 16:48] == 200).all()  # 64 x 32: the 2:1 aspect ratio is kept
-    assert (read_image(tmp_path / "tall.png", 64) == 200).all()  # plain resize fills the frame
+    # 64 x 32: the 2:1 aspect ratio is kept
+    assert (boxed[:30, 16:48] == 200).all() and (boxed[34:, 16:48] == 100).all()
+    plain = read_image(tmp_path / "tall.png", 64)  # a plain resize fills the frame
+    assert (plain[:30] == 200).all() and (plain[34:] == 100).all()
 
 
 def test_letterbox_windows_deep_images_without_the_bars(tmp_path: Path) -> None:
@@ -153,6 +200,14 @@ def corrupt(tmp_path: Path, name: str) -> Path:
     elif name == "truncated.dcm":
         write_dicom(path, smooth(64, 64, 4096))
         path.write_bytes(path.read_bytes()[:-100])
+    elif name == "blank.png":
+        Image.fromarray(np.zeros((40, 40), np.uint8)).save(path)
+    elif name == "blank-rgb.png":
+        Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
+    elif name == "blank-16-bit.png":
+        Image.fromarray(np.full((40, 40), 3000, np.uint16)).save(path)
+    elif name == "blank.dcm":
+        write_dicom(path, np.full((40, 40), 700))
     return path
 
 
@@ -174,6 +229,33 @@ def test_bad_files_raise_a_clear_error_naming_the_file(tmp_path: Path, name: str
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     with pytest.raises(CxrltError, match=name):
         read_image(corrupt(tmp_path, name), 32)
+
+
+@pytest.mark.parametrize("name", ["blank.png", "blank-rgb.png", "blank-16-bit.png", "blank.dcm"])
+def test_an_image_with_a_single_value_is_refused_with_the_reason(tmp_path: Path, name: str):
+    with pytest.raises(CxrltError) as info:
+        read_image(corrupt(tmp_path, name), 32)
+    message = str(info.value)
+    assert name in message and "a single value" in message and "(a blank export?)" in message
+    assert "export it again or remove its row" in message
+
+
+def test_an_almost_blank_image_is_not_refused(tmp_path: Path) -> None:
+    pixels = np.zeros((40, 40), np.uint8)
+    pixels[20, 20] = 1
+    Image.fromarray(pixels).save(tmp_path / "dark.png")
+    assert read_image(tmp_path / "dark.png", 32).shape == (32, 32)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_names_the_permission_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "locked.png"
+    Image.fromarray(smooth(40, 40, 256).astype(np.uint8)).save(path)
+    path.chmod(0)
+    with pytest.raises(CxrltError) as info:
+        read_image(path, 32)
+    assert "locked.png: cannot read the file (Permission denied)" in str(info.value)
+    assert "chmod a+r" in str(info.value)
 
 
 def test_pydicom_is_imported_only_for_dicom() -> None:

@@ -7,13 +7,15 @@ listing commands answer in a fraction of a second.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from cxrlt.errors import CxrltError
+from cxrlt.errors import CxrltError, CxrltInterrupted, os_error_message
 
 app = typer.Typer(
     name="cxrlt",
@@ -24,17 +26,35 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+_ERROR = ("Error: ", "bold red")
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a :class:`CxrltError` as its message alone and exit with code 2."""
+    """Show a :class:`CxrltError`, or a file-system error with a path (a full disk, a folder
+    that is not writable), as its message alone and exit with code 2; Ctrl-C as its advice, or
+    "Interrupted.", and exit with code 130. No traceback: the user can fix each of them."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except CxrltError as error:
-            err_console.print(f"[bold red]Error:[/bold red] {error}", highlight=False)
-            raise typer.Exit(error.exit_code) from None
+            _stop(Text.assemble(_ERROR, str(error)), error.exit_code)
+        except OSError as error:
+            message = os_error_message(error)
+            if message is None:
+                raise
+            _stop(Text.assemble(_ERROR, message), CxrltError.exit_code)
+        except KeyboardInterrupt as interrupt:
+            _stop(Text(str(interrupt) or "Interrupted."), CxrltInterrupted.exit_code)
 
     return wrapper
+
+
+def _stop(message: Text, code: int) -> None:
+    """Flush what the command printed, then the message, so a log shows them in order. The
+    message is text, not markup: a ``[A,B]`` in it is printed as it is."""
+    sys.stdout.flush()
+    err_console.print(message, highlight=False, soft_wrap=True)
+    sys.stderr.flush()
+    raise typer.Exit(code) from None

@@ -27,6 +27,7 @@ def predict(
 ) -> None:
     """Predict the test images with the run's model, post-training steps and calibrator, and
     write a validated submission."""
+    from cxrlt.outputs.run_dir import check_output_file
     from cxrlt.pipeline import pick_device
     from cxrlt.prediction import predict_submission
 
@@ -35,6 +36,9 @@ def predict(
             f"--split {split!r}: only 'test' is predicted here; the validation split's "
             "predictions are already in the run's valid_predictions.csv."
         )
+    if bs < 1:
+        raise CxrltError(f"--bs must be at least 1, got {bs}.")
+    check_output_file(out)
     path = predict_submission(
         run, out, dataset=dataset, data=data, bs=bs, device=pick_device(device)
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.errors import CxrltError
 from cxrlt.pipeline import RunOptions
 
 _D = RunOptions()
@@ -30,13 +32,25 @@ def prepare(
     """Decode every image once, resized to --size, into the cache that `cxrlt run` reads.
 
     Safe to stop with Ctrl-C: a rerun continues where it stopped. A rerun also decodes again
-    the images whose files changed.
+    the images whose files changed, and those that failed once they are fixed or readable.
+    Colour images are converted to grey and counted; blank ones (a single value) are refused.
+    Images that cannot be decoded are listed and the command exits with code 2; the others
+    stay cached.
     """
-    from cxrlt.data.cache import prepare_images
+    from cxrlt.data.cache import (
+        check_cache_writable,
+        check_image_size,
+        human_bytes,
+        prepare_images,
+    )
+    from cxrlt.data.images import conversion_notes
     from cxrlt.data.table import LabelledImages
+    from cxrlt.io import cache_dir
     from cxrlt.outputs.report import print_data_notes
     from cxrlt.registry import resolve
 
+    check_image_size(size)  # before anything is read or written
+    check_cache_writable(cache_dir())
     built: LabelledImages = resolve("datasets", dataset).build(path=data)
     print_data_notes(console, built)
     # Prepare exactly the images a run decodes: rows with table problems (missing files,
@@ -59,32 +73,31 @@ def prepare(
     disk = sum(f.stat().st_size for f in cached.folder.iterdir() if f.is_file())
     console.print(f"Images:       {n} at {size}x{size} px{' (letterboxed)' if letterbox else ''}")
     console.print(f"Cache folder: {cached.folder}", highlight=False, soft_wrap=True)
-    console.print(f"Size on disk: {_human_bytes(disk)}")
+    console.print(f"Size on disk: {human_bytes(disk)}")
     if cached.decoded:
         rate = cached.decoded / max(seconds, 1e-9)
         console.print(f"Decoded:      {cached.decoded} images in {seconds:.1f} s ({rate:.0f}/s)")
     else:
         console.print("Decoded:      nothing, the cache was complete and up to date")
+    for note in conversion_notes(cached.converted, kept.image_ids):
+        console.print(f"[yellow]Note:[/yellow] {note}", highlight=False, soft_wrap=True)
     if cached.failures:
-        lines, ids = kept.lines, kept.image_ids
-        console.print(
-            f"[bold red]{len(cached.failures)} images could not be decoded[/bold red] "
-            "(their slots are blank; `cxrlt run` stops on them unless --skip-bad):",
-            highlight=False,
-        )
-        for row, message in list(cached.failures.items())[:SHOWN_FAILURES]:
-            console.print(
-                f"  row {row}, CSV line {lines[row]} ({ids[row]}): {message}",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if len(cached.failures) > SHOWN_FAILURES:
-            console.print(f"  and {len(cached.failures) - SHOWN_FAILURES} more.")
+        raise CxrltError(_failure_message(cached.failures, kept.lines, kept.image_ids))
 
 
-def _human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
+def _failure_message(failures: dict[int, str], lines: Sequence[int], ids: Sequence[str]) -> str:
+    """The images that could not be decoded: the cache holds the others, a rerun only these."""
+    listed = [
+        f"  - CSV line {lines[row]} ({ids[row]}): {message}"
+        for row, message in list(failures.items())[:SHOWN_FAILURES]
+    ]
+    if len(failures) > SHOWN_FAILURES:
+        listed.append(f"  - and {len(failures) - SHOWN_FAILURES} more.")
+    return "\n".join(
+        [
+            f"{len(failures)} of {len(ids)} images could not be decoded (the others are cached):",
+            *listed,
+            "Fix or replace these files and run `cxrlt prepare` again (it decodes only them), "
+            "or remove their rows, or pass --skip-bad to `cxrlt run` to leave them out.",
+        ]
+    )

@@ -85,7 +85,10 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue the interrupted run in this folder, with its own options."),
+        typer.Option(
+            help="Continue the interrupted or failed run in this folder, with its own options "
+            "(a corrected --post may be given: training already done is not repeated)."
+        ),
     ] = None,
     from_run: Annotated[
         Path | None,
@@ -102,9 +105,12 @@ def run(
 
     if resume is not None:
         _refuse_other_options(
-            ctx, ("resume",), "--resume continues a run with the options it started with"
+            ctx,
+            ("resume", "post"),
+            "--resume continues a run with the options it started with (only --post may change)",
         )
-        run_pipeline(resume_options(resume), console, resume=True)
+        changes = {"post": post} if _given(ctx, "post") else {}
+        run_pipeline(resume_options(resume, **changes), console, resume=True)
         return
     if from_run is not None:
         kept = ("from_run", "post", "out", "overwrite", "device")
@@ -148,8 +154,12 @@ def _refuse_other_options(ctx: typer.Context, accepted: tuple[str, ...], reason:
     given = [
         f"--{name.replace('_', '-')}"
         for name in ctx.params
-        if name not in accepted
-        and ctx.get_parameter_source(name).name != "DEFAULT"  # typer bundles its own click
+        if name not in accepted and _given(ctx, name)
     ]
     if given:
         raise CxrltError(f"{reason}; leave out {', '.join(given)} (or start a new run with them).")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (typer bundles its own click)."""
+    return ctx.get_parameter_source(name).name != "DEFAULT"

@@ -8,23 +8,32 @@ when source images changed.
 A cache folder holds:
 
 - ``images.u8``: the pixels, ``N * size * size`` bytes, row ``i`` for ``paths[i]``;
-- ``index.csv``: row, absolute path, and the file's ``st_size`` and ``st_mtime_ns`` when it
-  was decoded (its fingerprint);
+- ``index.csv``: row, absolute path, and the file's ``st_size``, ``st_mtime_ns`` and
+  ``st_ctime_ns`` when it was decoded (its fingerprint);
 - ``manifest.json``: cache version, size, letterbox and N;
 - ``done.npy``: one bool per row, set only once the row's pixels are flushed: the resume point;
-- ``failures.json``: row -> message for images that could not be decoded (their slot is zeros).
+- ``failures.json``: row -> message for images that could not be decoded (their slot is zeros);
+- ``converted.json``: row -> source mode for images converted to grey (RGB, palette, ...).
+
+A decoded image is decoded again when its size or mtime changes; a failed one also when its
+ctime does (a ``chmod a+r`` makes a file readable without touching the other two).
 
 Small files are written atomically, so an interruption leaves the old version or the new one.
+The pixel file's space is reserved when it is created: a cache that cannot fit stops there with
+a clear error, and a disk that fills up anyway stops with one too, leaving a cache that a rerun
+continues.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -36,31 +45,42 @@ from concurrent.futures import (
     wait,
 )
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cxrlt.data.images import read_image
+from cxrlt.data.images import decode_image
 from cxrlt.errors import CxrltError
 from cxrlt.io import atomic_path, cache_dir, write_json, write_with
 
-CACHE_VERSION = 1  # bump when decoding changes: old caches are then left alone, not reused
+CACHE_VERSION = 2  # bump when decoding changes: old caches are then left alone, not reused
 
-IMAGES, INDEX, MANIFEST, DONE, FAILURES = (
+IMAGES, INDEX, MANIFEST, DONE, FAILURES, CONVERTED = (
     "images.u8",
     "index.csv",
     "manifest.json",
     "done.npy",
     "failures.json",
+    "converted.json",
 )
+# Image sizes in pixels that make sense: below 8 a backbone has nothing left to pool, above
+# 4096 one image takes 16 MiB and is larger than the X-rays it comes from.
+SIZE_RANGE = (8, 4096)
 _PARTIAL = "images.u8.partial"  # a new images file while rows are copied into it
 _LOCK = ".lock"
 _CHUNK = 32  # most rows per task: the work lost to a hard kill, and Ctrl-C's wait
 _SAVE_EVERY = 1.0  # seconds between saves of the done mask while decoding
 _STAT_THREADS = 16  # stat() in parallel: it waits on the file system (slow on network drives)
 _COPY_ROWS = 256  # rows copied at a time from an old cache
+_INDEX_ROW_BYTES = 256  # room per row for the index and the other small files
+_SPACE_MARGIN = 64 << 20  # left free beyond the cache: the run directory and logs need some
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_SPACE_FIX = (
+    "use a smaller --size, free some space, or set CXRLT_CACHE_DIR to a folder on a larger "
+    "disk (export CXRLT_CACHE_DIR=/path/with/space)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,14 +88,101 @@ class CachedImages:
     """Decoded images of a list of paths, in that order.
 
     ``images`` is a read-only ``(N, size, size)`` uint8 memory map; ``failures`` maps the row of
-    each image that could not be decoded to the reason (its slot is zeros); ``decoded`` counts
-    the images this call decoded (0 when the cache was already complete).
+    each image that could not be decoded to the reason (its slot is zeros); ``converted`` maps
+    the row of each image converted to grey to its source mode (see
+    :func:`cxrlt.data.images.conversion_notes`); ``decoded`` counts the images this call decoded
+    (0 when the cache was already complete).
     """
 
     images: np.ndarray
     failures: dict[int, str]
     folder: Path
     decoded: int = 0
+    converted: dict[int, str] = field(default_factory=dict)
+
+
+def check_image_size(size: int) -> None:
+    """Refuse an image size outside :data:`SIZE_RANGE` before anything is read or written."""
+    low, high = SIZE_RANGE
+    if not low <= size <= high:
+        raise CxrltError(
+            f"--size {size} is out of range: the image size must be between {low} and {high} "
+            "pixels; pass for example --size 224 (224 to 1024 are usual for chest X-rays)."
+        )
+
+
+def check_cache_writable(folder: Path | str) -> None:
+    """Refuse a cache folder that cannot be created or written, before any work is done.
+
+    Nothing is created: the nearest folder that exists must be a folder and writable.
+    """
+    existing = _nearest_existing(Path(folder))
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    problem = (
+        f"{existing} is a file, not a folder"
+        if not existing.is_dir()
+        else f"{existing} is not writable (no permission, or a read-only file system)"
+    )
+    raise CxrltError(
+        f"The image cache folder {folder} cannot be created or written: {problem}. "
+        f"{_cache_dir_origin()} Set CXRLT_CACHE_DIR to a folder you can write "
+        "(export CXRLT_CACHE_DIR=$HOME/cxrlt-cache), or fix that folder's permissions."
+    )
+
+
+def check_cache_space(n_images: int, size: int, folder: Path | str) -> None:
+    """Refuse a cache of ``n_images`` at ``size`` px that the free space of ``folder`` (the
+    cache folder, see :func:`cache_folder`) cannot hold, before it is created.
+
+    A pixel file of the right length already there is reused, so it needs no more space.
+    """
+    folder = Path(folder)
+    try:
+        if (folder / IMAGES).stat().st_size == n_images * size * size:
+            return
+    except OSError:
+        pass  # no cache yet
+    _require_space(folder, cache_bytes(n_images, size), n_images, size)
+
+
+def _require_space(folder: Path, needed: int, n_images: int, size: int) -> None:
+    free = shutil.disk_usage(_nearest_existing(folder)).free
+    if needed > free:
+        raise CxrltError(
+            f"Not enough disk space for the image cache: {n_images} images at {size}x{size} px "
+            f"need {human_bytes(needed)} in {folder}, and only {human_bytes(free)} are free "
+            f"there: {_SPACE_FIX}."
+        )
+
+
+def cache_bytes(n_images: int, size: int) -> int:
+    """The disk space a cache of ``n_images`` at ``size`` px needs, with a margin."""
+    return n_images * (size * size + _INDEX_ROW_BYTES) + _SPACE_MARGIN
+
+
+def human_bytes(count: float) -> str:
+    """``count`` bytes in B, KiB, MiB, GiB or TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """``folder``, or the nearest of its parents that exists."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _cache_dir_origin() -> str:
+    value = os.environ.get("CXRLT_CACHE_DIR")
+    if value:
+        return f"CXRLT_CACHE_DIR is set to {value}."
+    return f"CXRLT_CACHE_DIR is not set, so the default {cache_dir()} is used."
 
 
 def cache_folder(
@@ -116,36 +223,54 @@ def prepare_images(
     cannot be decoded are listed in ``failures`` (all of them, not just the first). ``workers``
     processes decode in parallel (default: all cores; 1 decodes in this process).
     ``console`` (a rich Console, default stderr) receives the progress bar and notes when
-    ``progress`` is true.
+    ``progress`` is true. A folder that cannot be written or a disk without room for the cache
+    stops with a CxrltError before anything is written; a disk that fills up while writing, too.
     """
-    if size < 1:
-        raise CxrltError(f"The image size must be at least 1 pixel, got {size}.")
+    check_image_size(size)
     if workers is not None and workers < 1:
         raise CxrltError(f"workers must be at least 1, got {workers}.")
     abs_paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    n = len(abs_paths)
     folder = (
         Path(folder) if folder is not None else cache_folder(abs_paths, size, letterbox=letterbox)
     )
+    check_cache_writable(folder)
+    check_cache_space(n, size, folder)
     if progress and console is None:
         from rich.console import Console
 
         console = Console(stderr=True)
     say = (lambda text: console.print(text, highlight=False, soft_wrap=True)) if progress else None
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder):
-        prints = _fingerprints(abs_paths)
-        done, failures = _open_or_create(folder, abs_paths, prints, size, letterbox, say)
-        todo = np.flatnonzero(~done)
-        decoded = 0
-        if todo.size:
-            n_workers = workers or _cpu_count()
-            decoded = _decode(
-                folder, abs_paths, todo, size, letterbox, n_workers, done, failures, say, console
-            )
-        images = _open_images(folder, len(abs_paths), size)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder):
+            prints = _fingerprints(abs_paths)
+            rows = _open_or_create(folder, abs_paths, prints, size, letterbox, say)
+            todo = np.flatnonzero(~rows.done)
+            decoded = 0
+            if todo.size:
+                n_workers = workers or _cpu_count()
+                decoded = _decode(
+                    folder, abs_paths, todo, size, letterbox, n_workers, rows, say, console
+                )
+            images = _open_images(folder, n, size)
+    except OSError as error:
+        if error.errno not in _DISK_FULL:
+            raise
+        free = shutil.disk_usage(_nearest_existing(folder)).free
+        raise CxrltError(
+            f"The disk filled up while writing the image cache in {folder}: {n} images at "
+            f"{size}x{size} px need {human_bytes(cache_bytes(n, size))}, {human_bytes(free)} are "
+            f"free now. The cache is consistent: {_SPACE_FIX}, then run the same command again "
+            "to continue where it stopped."
+        ) from None
     return CachedImages(
-        images=images, failures=dict(sorted(failures.items())), folder=folder, decoded=decoded
+        images=images,
+        failures=dict(sorted(rows.failures.items())),
+        folder=folder,
+        decoded=decoded,
+        converted=dict(sorted(rows.converted.items())),
     )
 
 
@@ -153,21 +278,29 @@ def prepare_images(
 
 
 @dataclass
+class _Rows:
+    """Which rows are decoded, and what happened to them (only rows that are done)."""
+
+    done: np.ndarray  # (N,) bool
+    failures: dict[int, str]
+    converted: dict[int, str]
+
+
+@dataclass
 class _State:
     """What a cache folder holds (pixels aside)."""
 
     paths: list[str]
-    prints: np.ndarray  # (N, 2) int64: st_size, st_mtime_ns
-    done: np.ndarray  # (N,) bool
-    failures: dict[int, str]  # only rows that are done
+    prints: np.ndarray  # (N, 3) int64: st_size, st_mtime_ns, st_ctime_ns
+    rows: _Rows
 
 
-def _fingerprint(path: str) -> tuple[int, int]:
+def _fingerprint(path: str) -> tuple[int, int, int]:
     try:
         stat = os.stat(path)
     except OSError:
-        return (-1, -1)  # missing: decoding fails and says so; a file appearing later is new
-    return (stat.st_size, stat.st_mtime_ns)
+        return (-1, -1, -1)  # missing: decoding fails and says so; a file appearing later is new
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def _fingerprints(paths: list[str]) -> np.ndarray:
@@ -176,7 +309,18 @@ def _fingerprints(paths: list[str]) -> np.ndarray:
     else:
         with ThreadPoolExecutor(_STAT_THREADS) as pool:
             rows = list(pool.map(_fingerprint, paths, chunksize=256))
-    return np.array(rows, dtype=np.int64).reshape(len(paths), 2)
+    return np.array(rows, dtype=np.int64).reshape(len(paths), 3)
+
+
+def _fresh(old: _State, prints: np.ndarray) -> np.ndarray:
+    """The old rows still valid for files with ``prints``: done, and the file unchanged.
+
+    A failed row is also stale when only its ctime changed: permissions restored.
+    """
+    failed = np.zeros(len(old.paths), bool)
+    failed[list(old.rows.failures)] = True
+    same = (old.prints[:, :2] == prints[:, :2]).all(axis=1)
+    return old.rows.done & same & (~failed | (old.prints[:, 2] == prints[:, 2]))
 
 
 def _load_state(folder: Path, size: int, letterbox: bool) -> _State | None:
@@ -190,17 +334,26 @@ def _load_state(folder: Path, size: int, letterbox: bool) -> _State | None:
             rows = list(csv.reader(file))[1:]
         done = np.load(folder / DONE, allow_pickle=False)
         failures = json.loads((folder / FAILURES).read_text(encoding="utf-8"))
+        converted = json.loads((folder / CONVERTED).read_text(encoding="utf-8"))
         images_bytes = (folder / IMAGES).stat().st_size
-    except (OSError, ValueError, KeyError, TypeError):
+        if len(rows) != n or done.shape != (n,) or done.dtype != bool:
+            return None
+        if images_bytes != n * size**2 or any(int(row[0]) != i for i, row in enumerate(rows)):
+            return None
+        prints = np.array([row[2:5] for row in rows], dtype=np.int64).reshape(n, 3)
+        return _State(
+            [row[1] for row in rows],
+            prints,
+            _Rows(done, _done_rows(failures, done), _done_rows(converted, done)),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if len(rows) != n or done.shape != (n,) or done.dtype != bool or images_bytes != n * size**2:
-        return None
-    if any(int(row[0]) != i for i, row in enumerate(rows)):
-        return None
-    prints = np.array([(int(r[2]), int(r[3])) for r in rows], dtype=np.int64).reshape(n, 2)
-    failures = {int(row): str(message) for row, message in failures.items()}
-    failures = {row: message for row, message in failures.items() if 0 <= row < n and done[row]}
-    return _State([row[1] for row in rows], prints, done, failures)
+
+
+def _done_rows(notes: dict[str, Any], done: np.ndarray) -> dict[int, str]:
+    """A JSON object of row -> text, keeping only rows that are done."""
+    rows = {int(row): str(text) for row, text in notes.items()}
+    return {row: text for row, text in rows.items() if 0 <= row < len(done) and done[row]}
 
 
 def _manifest(n: Any, size: int, letterbox: bool) -> dict[str, Any]:
@@ -210,9 +363,10 @@ def _manifest(n: Any, size: int, letterbox: bool) -> dict[str, Any]:
 def _write_index(folder: Path, paths: list[str], prints: np.ndarray) -> None:
     def write(file: Any) -> None:
         out = csv.writer(file, lineterminator="\n")
-        out.writerow(["row", "path", "st_size", "st_mtime_ns"])
+        out.writerow(["row", "path", "st_size", "st_mtime_ns", "st_ctime_ns"])
         out.writerows(
-            (i, p, s, m) for i, (p, (s, m)) in enumerate(zip(paths, prints.tolist(), strict=True))
+            (i, path, *fingerprint)
+            for i, (path, fingerprint) in enumerate(zip(paths, prints.tolist(), strict=True))
         )
 
     write_with(folder / INDEX, write)
@@ -227,6 +381,10 @@ def _write_failures(folder: Path, failures: dict[int, str]) -> None:
     write_json(folder / FAILURES, {str(row): failures[row] for row in sorted(failures)})
 
 
+def _write_converted(folder: Path, converted: dict[int, str]) -> None:
+    write_json(folder / CONVERTED, {str(row): converted[row] for row in sorted(converted)})
+
+
 def _open_or_create(
     folder: Path,
     paths: list[str],
@@ -234,31 +392,38 @@ def _open_or_create(
     size: int,
     letterbox: bool,
     say: Any,
-) -> tuple[np.ndarray, dict[int, str]]:
-    """The done mask and failures to continue from, after dropping rows whose file changed."""
+) -> _Rows:
+    """The rows to continue from, after dropping those whose file changed."""
     n = len(paths)
     old = _load_state(folder, size, letterbox)
-    if old is not None and old.paths == paths:
-        fresh = old.done & (old.prints == prints).all(axis=1)
-        stale = np.flatnonzero(old.done & ~fresh)
-        failures = {row: message for row, message in old.failures.items() if fresh[row]}
-        if (old.prints != prints).any():
-            # Clear stale rows first: done must never point at pixels of another file version.
-            # Rows not decoded yet get their new fingerprint too, or they would look stale later.
-            if stale.size:
-                _write_done(folder, fresh)
-            _write_index(folder, paths, prints)
-            _write_failures(folder, failures)
+    if old is None or old.paths != paths:
+        return _create(folder, paths, prints, size, letterbox, old, say)
+    fresh = _fresh(old, prints)
+    stale = np.flatnonzero(old.rows.done & ~fresh)
+    rows = _Rows(
+        fresh,
+        {row: text for row, text in old.rows.failures.items() if fresh[row]},
+        {row: text for row, text in old.rows.converted.items() if fresh[row]},
+    )
+    if (old.prints != prints).any():
+        # Clear stale rows first: done must never point at pixels of another file version.
+        # Rows not decoded yet get their new fingerprint too, or they would look stale later.
         if stale.size:
-            if say:
-                say(
-                    f"Image cache: {stale.size} of {n} images changed since they were decoded "
-                    f"(e.g. row {stale[0]}, {paths[stale[0]]}); decoding them again."
-                )
-        elif say and not fresh.all():
-            say(f"Image cache: resuming, {int(fresh.sum())} of {n} images already decoded.")
-        return fresh, failures
-    return _create(folder, paths, prints, size, letterbox, old, say)
+            _write_done(folder, fresh)
+        _write_index(folder, paths, prints)
+        _write_failures(folder, rows.failures)
+        _write_converted(folder, rows.converted)
+    if stale.size:
+        if say:
+            retried = sum(int(row) in old.rows.failures for row in stale)
+            say(
+                f"Image cache: {stale.size} of {n} images changed since they were last read "
+                f"(e.g. row {stale[0]}, {paths[stale[0]]}"
+                f"{f'; {retried} of them had failed' if retried else ''}); decoding them again."
+            )
+    elif say and not fresh.all():
+        say(f"Image cache: resuming, {int(fresh.sum())} of {n} images already decoded.")
+    return rows
 
 
 def _create(
@@ -269,41 +434,28 @@ def _create(
     letterbox: bool,
     old: _State | None,
     say: Any,
-) -> tuple[np.ndarray, dict[int, str]]:
-    """A new cache of ``paths``, with the old cache's rows that are still valid copied over."""
+) -> _Rows:
+    """A new cache of ``paths``, with the old cache's rows still valid copied over (failed
+    rows are tried again)."""
     n, row_bytes = len(paths), size * size
-    done, failures = np.zeros(n, bool), {}
+    rows = _Rows(np.zeros(n, bool), {}, {})
     partial = folder / _PARTIAL
-    with open(partial, "wb") as file:
-        file.truncate(n * row_bytes)  # final size up front (sparse where the file system can)
-    if old is not None:
-        valid = {
-            (path, s, m): row
-            for row, (path, (s, m)) in enumerate(zip(old.paths, old.prints.tolist(), strict=True))
-            if old.done[row]
-        }
-        pairs = [
-            (new, valid[(path, s, m)])
-            for new, (path, (s, m)) in enumerate(zip(paths, prints.tolist(), strict=True))
-            if (path, s, m) in valid
-        ]
-        if pairs:
-            new_rows, old_rows = np.array(pairs, dtype=np.int64).T
-            source = np.memmap(folder / IMAGES, np.uint8, "r", shape=(len(old.paths), size, size))
-            target = np.memmap(partial, np.uint8, "r+", shape=(n, size, size))
-            for start in range(0, len(pairs), _COPY_ROWS):
-                block = slice(start, start + _COPY_ROWS)
-                target[new_rows[block]] = source[old_rows[block]]
-            target.flush()
-            del source, target
-            done[new_rows] = True
-            failures = {new: old.failures[o] for new, o in pairs if o in old.failures}
-        if say:
-            say(
-                f"Image cache: the list of images changed ({len(old.paths)} before, {n} now); "
-                f"{len(pairs)} unchanged images copied from the old cache, "
-                f"{n - len(pairs)} to decode."
-            )
+    _require_space(folder, cache_bytes(n, size), n, size)  # the old file stays until then
+    try:
+        _allocate(partial, n * row_bytes)
+        pairs = _copy_valid_rows(old, folder, partial, paths, prints, size) if old else []
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if pairs:
+        rows.done[[new for new, _ in pairs]] = True
+        rows.converted = {new: old.rows.converted[o] for new, o in pairs if o in old.rows.converted}
+    if say and old is not None:
+        say(
+            f"Image cache: the list of images changed ({len(old.paths)} before, {n} now); "
+            f"{len(pairs)} unchanged images copied from the old cache, "
+            f"{n - len(pairs)} to decode."
+        )
     elif say and n:
         say(f"Image cache: decoding {n} images to {size} px into {folder}")
     # Commit: drop the done mask first, so that a stop in between leaves an empty cache, never
@@ -311,10 +463,55 @@ def _create(
     (folder / DONE).unlink(missing_ok=True)
     os.replace(partial, folder / IMAGES)
     _write_index(folder, paths, prints)
-    _write_failures(folder, failures)
+    _write_failures(folder, rows.failures)
+    _write_converted(folder, rows.converted)
     write_json(folder / MANIFEST, _manifest(n, size, letterbox))
-    _write_done(folder, done)
-    return done, failures
+    _write_done(folder, rows.done)
+    return rows
+
+
+def _allocate(path: Path, nbytes: int) -> None:
+    """Create ``path`` with ``nbytes`` reserved on disk: a full disk then fails here, with
+    ENOSPC, rather than as a crash later (a write into a memory map of a sparse file past the
+    free space is a SIGBUS)."""
+    with open(path, "wb") as file:
+        file.truncate(nbytes)
+        if nbytes and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(file.fileno(), 0, nbytes)
+            except OSError as error:
+                if error.errno in _DISK_FULL:
+                    raise
+                # Unsupported by this file system: the file stays sparse.
+
+
+def _copy_valid_rows(
+    old: _State, folder: Path, partial: Path, paths: list[str], prints: np.ndarray, size: int
+) -> list[tuple[int, int]]:
+    """Copy the old cache's decoded rows whose file is unchanged into ``partial``; returns the
+    (new row, old row) pairs copied."""
+    valid = {
+        (path, *fingerprint): row
+        for row, (path, fingerprint) in enumerate(zip(old.paths, old.prints.tolist(), strict=True))
+        if old.rows.done[row] and row not in old.rows.failures
+    }
+    pairs = [
+        (new, valid[key])
+        for new, key in enumerate(
+            (path, *fingerprint) for path, fingerprint in zip(paths, prints.tolist(), strict=True)
+        )
+        if key in valid
+    ]
+    if pairs:
+        new_rows, old_rows = np.array(pairs, dtype=np.int64).T
+        source = np.memmap(folder / IMAGES, np.uint8, "r", shape=(len(old.paths), size, size))
+        target = np.memmap(partial, np.uint8, "r+", shape=(len(paths), size, size))
+        for start in range(0, len(pairs), _COPY_ROWS):
+            block = slice(start, start + _COPY_ROWS)
+            target[new_rows[block]] = source[old_rows[block]]
+        target.flush()
+        del source, target
+    return pairs
 
 
 def _open_images(folder: Path, n: int, size: int) -> np.ndarray:
@@ -365,28 +562,31 @@ _stop: Any = None  # in a worker process: the event the parent sets on Ctrl-C
 
 def _decode_chunk(
     images_file: str, size: int, letterbox: bool, start: int, paths: list[str]
-) -> tuple[int, dict[int, str]]:
+) -> tuple[int, dict[int, str], dict[int, str]]:
     """Decode rows ``start ..`` straight into the images file.
 
     Runs in a worker process: only paths go in and messages come out, never pixels. Returns
-    how many rows from ``start`` were written (fewer than asked when stopped) and the failures
-    among them.
+    how many rows from ``start`` were written (fewer than asked when stopped), the failures
+    among them and the modes of those converted to grey.
     """
     out = np.memmap(images_file, np.uint8, "r+", offset=start * size * size,
                     shape=(len(paths), size, size))  # fmt: skip
-    failures, count = {}, 0
+    failures, converted, count = {}, {}, 0
     for path in paths:
         if _stop is not None and _stop.is_set():
             break
         try:
-            out[count] = read_image(path, size, letterbox=letterbox)
+            decoded = decode_image(path, size, letterbox=letterbox)
+            out[count] = decoded.pixels
+            if decoded.converted_from:
+                converted[start + count] = decoded.converted_from
         except CxrltError as error:
             out[count] = 0
             failures[start + count] = str(error)
         count += 1
     out.flush()  # the pixels are written before the parent marks the rows done
     del out
-    return count, failures
+    return count, failures, converted
 
 
 def _init_worker(stop: Any) -> None:
@@ -403,8 +603,7 @@ def _decode(
     size: int,
     letterbox: bool,
     workers: int,
-    done: np.ndarray,
-    failures: dict[int, str],
+    rows: _Rows,
     say: Any,
     console: Any,
 ) -> int:
@@ -413,15 +612,16 @@ def _decode(
     chunks = _chunks(todo, length)
     workers = min(workers, len(chunks))
     images_file = str(folder / IMAGES)
-    state = {"saved": time.monotonic(), "failures_changed": False, "decoded": 0}
-    bar = _Bar(console, len(paths), int(done.sum())) if say else None
+    state = {"saved": time.monotonic(), "notes_changed": False, "decoded": 0}
+    bar = _Bar(console, len(paths), int(rows.done.sum())) if say else None
 
-    def record(start: int, result: tuple[int, dict[int, str]]) -> None:
-        count, chunk_failures = result
-        done[start : start + count] = True
-        if chunk_failures:
-            failures.update(chunk_failures)
-            state["failures_changed"] = True
+    def record(start: int, result: tuple[int, dict[int, str], dict[int, str]]) -> None:
+        count, failures, converted = result
+        rows.done[start : start + count] = True
+        if failures or converted:
+            rows.failures.update(failures)
+            rows.converted.update(converted)
+            state["notes_changed"] = True
         state["decoded"] += count
         if bar:
             bar.advance(count)
@@ -429,10 +629,11 @@ def _decode(
             save()
 
     def save() -> None:
-        if state["failures_changed"]:  # before the done mask: a done row has its failure
-            _write_failures(folder, failures)
-            state["failures_changed"] = False
-        _write_done(folder, done)
+        if state["notes_changed"]:  # before the done mask: a done row has its notes
+            _write_failures(folder, rows.failures)
+            _write_converted(folder, rows.converted)
+            state["notes_changed"] = False
+        _write_done(folder, rows.done)
         state["saved"] = time.monotonic()
 
     pool = None
@@ -476,7 +677,7 @@ def _decode(
     except KeyboardInterrupt:
         if say:
             say(
-                f"Image cache: interrupted with {int(done.sum())} of {len(paths)} images "
+                f"Image cache: interrupted with {int(rows.done.sum())} of {len(paths)} images "
                 "decoded; run again to continue from there."
             )
         raise

@@ -18,6 +18,7 @@ from fastai.data.load import DataLoader
 
 from cxrlt.data.augment import BatchAugment
 from cxrlt.data.cache import prepare_images
+from cxrlt.data.images import conversion_notes
 from cxrlt.data.problems import Problem, check, skipped_table
 from cxrlt.data.split import patient_split
 from cxrlt.data.table import LabelledImages
@@ -177,7 +178,8 @@ def cxr_dataloaders(
     data: LabelledImages = specs["dataset"].build(path=None if path is None else str(path))
     data, skipped = _leave_out_bad(data, skip_bad)
     cached = prepare_images(data.paths, size, letterbox=letterbox, workers=workers)
-    data = replace(data, problems=_decode_problems(cached.failures))
+    converted = tuple(conversion_notes(cached.converted, data.image_ids))
+    data = replace(data, problems=_decode_problems(cached.failures), notes=data.notes + converted)
     data, skipped_decoding = _leave_out_bad(data, skip_bad)
     cache_rows = np.delete(np.arange(len(cached.images)), sorted(cached.failures))
 

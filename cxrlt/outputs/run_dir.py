@@ -5,6 +5,10 @@ Every file is written atomically, so an interrupted run leaves whole files or no
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,15 +34,30 @@ CHECKPOINT = "checkpoint.pt"  # the last epoch's full training state, while a ru
 
 
 class RunDir:
-    """The folder of one run and the files it holds; created by the first file written."""
+    """The folder of one run and the files it holds; created by the first file written.
+
+    With ``check`` the folder is checked at once (:func:`check_run_folder`); a run that goes
+    ahead calls :meth:`start` before its first write, so an overwritten run's files go only
+    when the new run is known to start.
+    """
 
     def __init__(self, path: Path | str, *, overwrite: bool = False, check: bool = True) -> None:
         self.path = Path(path)
-        if check and (self.path / CONFIG).exists() and not overwrite:
-            raise CxrltError(
-                f"{self.path} already holds a run: choose another --out, pass --overwrite to "
-                f"replace it, or --resume {self.path} to continue it."
-            )
+        if check:
+            check_run_folder(self.path, overwrite=overwrite)
+
+    def start(self) -> RunDir:
+        """A new run begins here: remove every file of the run the folder held (``--overwrite``
+        let it stay until now), so that no stale submission.csv, weights or plots sit beside
+        the new model. Call once every check has passed, not when resuming."""
+        if holds_run(self.path):
+            entries = sorted(self.path.iterdir(), key=lambda entry: entry.name == CONFIG)
+            for entry in entries:  # config.json last: a clear cut short is still a run's folder
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        return self
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -116,3 +135,70 @@ class RunDir:
             summary["groups"] = report.groups.description
         write_with(self.file(PER_CLASS), lambda f: per_class.to_csv(f))
         return write_json(self.file(METRICS), summary)
+
+
+def holds_run(path: Path) -> bool:
+    """Whether ``path`` is a folder whose config.json cxrlt wrote (a run, an ensemble, an
+    evaluation)."""
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "cxrlt_version" in config
+
+
+def check_run_folder(path: Path | str, *, overwrite: bool) -> None:
+    """Refuse, before any work, an ``--out`` that cannot become a run's folder: a file, a run
+    kept without ``overwrite``, a config.json cxrlt did not write, a non-empty folder holding
+    no run to overwrite (``--overwrite`` clears only a run's files), a place that is not
+    writable. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CxrltError(f"--out {path} is a file, not a folder: give the path of a folder.")
+    if holds_run(path):
+        if not overwrite:
+            raise CxrltError(
+                f"{path} already holds a run: choose another --out, pass --overwrite to "
+                f"replace it, or --resume {path} to continue it."
+            )
+    elif (path / CONFIG).exists():
+        raise CxrltError(
+            f"{path / CONFIG} was not written by cxrlt, so it is no run's config: cxrlt neither "
+            "replaces it nor clears the folder. Choose another folder for --out."
+        )
+    elif overwrite and path.is_dir() and any(path.iterdir()):
+        raise CxrltError(
+            f"--overwrite replaces a run, but {path} holds files and no run (no config.json), "
+            "so cxrlt does not clear it: choose a new or empty folder for --out."
+        )
+    _check_writable(path, path)
+
+
+def check_output_file(path: Path | str) -> None:
+    """Refuse, before any work, an ``--out`` file that cannot be written: a folder, or a place
+    that is not writable. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise CxrltError(
+            f"--out {path} is a folder: give a file's path (e.g. {path / 'submission.csv'})."
+        )
+    _check_writable(path, path.parent)
+
+
+def _check_writable(out: Path, folder: Path) -> None:
+    """The nearest existing folder on the way to ``folder`` (where ``--out`` goes) accepts a
+    new file."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise CxrltError(
+            f"--out {out} cannot be created: {existing} is a file, not a folder. Check the path."
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cxrlt-write-check.", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise CxrltError(
+            f"--out {out} cannot be written: {existing} is not writable ({error.strerror}). "
+            "Choose --out in a folder you may write to, or make that folder writable."
+        ) from None

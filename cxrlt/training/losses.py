@@ -140,6 +140,11 @@ class AsymmetricLoss(BCELoss):
     def __init__(
         self, *, gamma_neg: float = 4.0, gamma_pos: float = 0.0, clip: float = 0.05
     ) -> None:
+        if min(gamma_neg, gamma_pos) < 0 or not 0 <= clip < 1:
+            raise ValueError(
+                f"gamma_neg and gamma_pos must be at least 0 and clip in [0, 1), got "
+                f"{gamma_neg}, {gamma_pos}, {clip}"
+            )
         super().__init__()
         self.gamma_neg, self.gamma_pos, self.clip = gamma_neg, gamma_pos, clip
 
@@ -164,6 +169,8 @@ class LDAMLoss(BCELoss):
     """
 
     def __init__(self, *, class_counts: Sequence[int], max_m: float = 0.5, s: float = 30.0) -> None:
+        if not (max_m >= 0 and s > 0):
+            raise ValueError(f"max_m must be at least 0 and s positive, got {max_m}, {s}")
         super().__init__()
         margins = _counts(class_counts) ** -0.25
         self.register_buffer("margins", (margins * max_m / margins.max()).float())
