@@ -12,9 +12,18 @@ from typer.testing import CliRunner
 
 from cxrlt.cli import app
 from cxrlt.data.challenges import CXR_LT_2026_FILES, PADCHEST_LABELS
-from cxrlt.data.labels import CXR_LT_2026_META_COLUMNS
+from cxrlt.data.labels import (
+    CXR_LT_2023_CLASSES,
+    CXR_LT_2024_CLASSES,
+    CXR_LT_2024_GOLD_CLASSES,
+    CXR_LT_2026_CLASSES,
+    CXR_LT_2026_META_COLUMNS,
+    CXR_LT_2026_TASK2_CLASSES,
+    MIMIC_META_COLUMNS,
+)
 from cxrlt.data.table import read_patient_ids
 from cxrlt.errors import CxrltError
+from cxrlt.outputs.submission import SUBMISSION_FORMATS
 from tests.test_datasets import build, cxrlt26, synthetic_source  # noqa: F401 (fixtures)
 
 README = Path(__file__).parents[1] / "README.md"
@@ -53,6 +62,7 @@ def test_the_shipped_names_are_found_and_the_lists_applied(shipped):
         "removed_by_removal_list": 15,
         "removed_by_test_list": 0,
         "leak_check": "removal and test lists applied",
+        "split_by": "patient",
     }
 
 
@@ -124,8 +134,9 @@ def test_the_run_records_what_kept_the_test_images_out(shipped, tmp_path):
     assert provenance["leak_check"] == "test list applied; no removal list found"
 
 
-def _mangle_patients(folder: Path) -> pd.DataFrame:
-    """Spreadsheet-style PatientIDs in train.csv; returns the true ones (IDs as text)."""
+def _mangle_patients(folder: Path, mangled: tuple[str, ...] = ("1.90E+38",)) -> pd.DataFrame:
+    """Spreadsheet-style PatientIDs in train.csv (the ``mangled`` values in turn); returns the
+    true ones (IDs as text)."""
     train = pd.read_csv(folder / "train.csv", dtype=str)
     truth = pd.DataFrame(
         {
@@ -134,7 +145,7 @@ def _mangle_patients(folder: Path) -> pd.DataFrame:
             "Projection": "PA",
         }
     )
-    train["PatientID"] = "1.90E+38"
+    train["PatientID"] = [mangled[i % len(mangled)] for i in range(len(train))]
     train.to_csv(folder / "train.csv", index=False)
     return truth
 
@@ -153,16 +164,29 @@ def test_patients_csv_restores_the_patient_groups(cxrlt26, tmp_path):  # noqa: F
 
 
 def test_the_spreadsheet_warning_names_patients_csv(cxrlt26):  # noqa: F811
-    _mangle_patients(cxrlt26)
+    _mangle_patients(cxrlt26, ("1.90E+38", "2.10E+38"))
     data = build("cxr-lt-2026", path=str(cxrlt26))
     [note] = [n for n in data.notes if "spreadsheet" in n]
     assert "cxr-lt-2026:patients_csv=PATH" in note and PADCHEST_LABELS in note
 
 
+def test_one_spreadsheet_patient_for_all_stops_and_names_both_ways_out(cxrlt26):  # noqa: F811
+    _mangle_patients(cxrlt26)
+    with pytest.raises(CxrltError) as info:
+        build("cxr-lt-2026", path=str(cxrlt26))
+    message = str(info.value)
+    assert "every row has the PatientID '1.90E+38'" in message
+    assert "cxr-lt-2026:patients_csv=PATH" in message
+    assert "--dataset cxr-lt-2026:split_by=image" in message
+
+
 def test_a_patients_csv_without_the_id_columns_is_an_error(cxrlt26):  # noqa: F811
     pd.DataFrame({"ImageID": ["a.png"], "Patient": ["1"]}).to_csv(cxrlt26 / "p.csv", index=False)
-    with pytest.raises(CxrltError, match="has no 'PatientID' column: it needs the columns"):
+    with pytest.raises(CxrltError) as info:
         build("cxr-lt-2026", path=str(cxrlt26), patients_csv="p.csv")
+    message = str(info.value)
+    assert "p.csv has no 'PatientID' column (rename 'Patient' to 'PatientID'?)" in message
+    assert "It needs the columns 'ImageID', 'PatientID'" in message
 
 
 def test_the_real_padchest_label_file_gives_every_image_its_patient():
@@ -189,3 +213,70 @@ def test_a_patients_csv_of_another_data_set_is_an_error(cxrlt26):  # noqa: F811
     pd.DataFrame({"ImageID": ["a.png"], "PatientID": ["1"]}).to_csv(cxrlt26 / "p.csv", index=False)
     with pytest.raises(CxrltError, match="holds none of the 50 training images' ImageIDs"):
         build("cxr-lt-2026", path=str(cxrlt26), patients_csv="p.csv")
+
+
+# ---- the organisers' headers, written out here by hand (shared/domain.md, section 1) -----------
+# Copied literally, not imported, so that a change to cxrlt/data/labels.py cannot change what
+# these tests expect.
+OFFICIAL_2026_TRAIN_HEADER = (
+    "ImageID,StudyDate_DICOM,PatientID,Normal,aortic elongation,cardiomegaly,pleural effusion,"
+    "Nodule,atelectasis,pleural thickening,aortic atheromatosis,Support Devices,alveolar pattern,"
+    "fracture,Hernia,Emphysema,azygos lobe,Hydropneumothorax,Kyphosis,Mass,Pneumothorax,"
+    "Subcutaneous Emphysema,pneumoperitoneo,vascular hilar enlargement,"
+    "vertebral degenerative changes,hyperinflated lung,interstitial pattern,"
+    "central venous catheter,hypoexpansion,bronchiectasis,hemidiaphragm elevation,sternotomy,"
+    "calcified densities"
+)
+OFFICIAL_2026_TEST_HEADER = (
+    "ImageID,StudyDate_DICOM,PatientID,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,"  # 30 empty names
+)
+OFFICIAL_2026_SUBMISSION_HEADER = "ImageID," + OFFICIAL_2026_TRAIN_HEADER.split(",", 3)[3]
+OFFICIAL_2026_TASK2_HEADER = "ImageID,Scoliosis,Osteopenia,Bulla,Infarction,Adenopathy,goiter"
+OFFICIAL_2024_CLASSES = (
+    "Adenopathy,Atelectasis,Azygos Lobe,Calcification of the Aorta,Cardiomegaly,"
+    "Clavicle Fracture,Consolidation,Edema,Emphysema,Enlarged Cardiomediastinum,Fibrosis,"
+    "Fissure,Fracture,Granuloma,Hernia,Hydropneumothorax,Infarction,Infiltration,Kyphosis,"
+    "Lobar Atelectasis,Lung Lesion,Lung Opacity,Mass,Nodule,Normal,Pleural Effusion,"
+    "Pleural Other,Pleural Thickening,Pneumomediastinum,Pneumonia,Pneumoperitoneum,"
+    "Pneumothorax,Pulmonary Embolism,Pulmonary Hypertension,Rib Fracture,"
+    "Round(ed) Atelectasis,Subcutaneous Emphysema,Support Devices,Tortuous Aorta,Tuberculosis"
+)
+OFFICIAL_2023_CLASSES = (
+    "Atelectasis,Calcification of the Aorta,Cardiomegaly,Consolidation,Edema,Emphysema,"
+    "Enlarged Cardiomediastinum,Fibrosis,Fracture,Hernia,Infiltration,Lung Lesion,Lung Opacity,"
+    "Mass,No Finding,Nodule,Pleural Effusion,Pleural Other,Pleural Thickening,"
+    "Pneumomediastinum,Pneumonia,Pneumoperitoneum,Pneumothorax,Subcutaneous Emphysema,"
+    "Support Devices,Tortuous Aorta"
+)
+OFFICIAL_MIMIC_ID_COLUMNS = "fpath,subject_id,study_id,dicom_id"
+
+
+def test_the_2026_headers_match_the_organisers():
+    assert len(OFFICIAL_2026_TRAIN_HEADER.split(",")) == 33
+    assert ",".join((*CXR_LT_2026_META_COLUMNS, *CXR_LT_2026_CLASSES)) == OFFICIAL_2026_TRAIN_HEADER
+    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2026"].columns) == OFFICIAL_2026_SUBMISSION_HEADER
+    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2026-task2"].columns) == OFFICIAL_2026_TASK2_HEADER
+    assert ",".join(CXR_LT_2026_TASK2_CLASSES) == OFFICIAL_2026_TASK2_HEADER.split(",", 1)[1]
+
+
+def test_the_mimic_label_lists_match_the_organisers():
+    assert ",".join(CXR_LT_2024_CLASSES) == OFFICIAL_2024_CLASSES
+    assert ",".join(CXR_LT_2023_CLASSES) == OFFICIAL_2023_CLASSES
+    gold = OFFICIAL_2023_CLASSES.replace("No Finding", "Normal")
+    assert ",".join(CXR_LT_2024_GOLD_CLASSES) == gold
+    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2024"].classes) == OFFICIAL_2024_CLASSES
+    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2023"].classes) == OFFICIAL_2023_CLASSES
+    assert ",".join(MIMIC_META_COLUMNS) == OFFICIAL_MIMIC_ID_COLUMNS
+
+
+def test_files_with_the_organisers_headers_are_read(shipped):
+    """The training and test CSVs rewritten under the literal headers: read as shipped."""
+    for name, header in (
+        ("CXRLT_2026_training.csv", OFFICIAL_2026_TRAIN_HEADER),
+        ("CXRLT_2026_TEST_ALL_TASK1.csv", OFFICIAL_2026_TEST_HEADER),
+    ):
+        lines = (shipped / name).read_text().splitlines()
+        assert len(lines[0].split(",")) == len(header.split(","))
+        (shipped / name).write_text("\n".join([header, *lines[1:]]) + "\n")
+    data = build("cxr-lt-2026", path=str(shipped))
+    assert len(data) == 45 and len(data.test) == 10 and not data.problems

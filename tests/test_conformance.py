@@ -3,7 +3,9 @@ covered without new test code. Each checker also catches a deliberately broken o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -14,7 +16,9 @@ from torch import nn
 
 from cxrlt.calibration.calibrators import TemperatureScaling
 from cxrlt.calibration.thresholds import FixedThreshold
+from cxrlt.data.labels import CXR_LT_2023_CLASSES, CXR_LT_2024_CLASSES
 from cxrlt.data.samplers import UniformSampler
+from cxrlt.data.synthetic import write_synthetic_cxr
 from cxrlt.errors import CxrltError
 from cxrlt.model.heads import LinearHead
 from cxrlt.post import PostStep
@@ -27,13 +31,29 @@ from cxrlt.testing import (
     check_loss_object,
     check_metadata,
     check_post_object,
+    check_rejects_unknown_parameter,
     check_sampler_object,
     check_threshold_object,
 )
 from cxrlt.training.losses import BCELoss
+from tests.test_datasets import csv_folder, mimic_folder
 
-# Data sets that need no folder, with parameters that keep them tiny.
-_NO_PATH_DATASETS = {"synthetic": "synthetic:n_images=40,size=32"}
+TINY_SYNTHETIC = "synthetic:n_images=40,size=32"
+# Per data set: its spec and the --data folder it reads (None: it needs none), built in the
+# given empty folder in the layout that data set expects.
+_DATA_FOLDERS: dict[str, Callable[[Path], tuple[str, str | None]]] = {
+    "synthetic": lambda folder: (TINY_SYNTHETIC, None),
+    "cxr-lt-2026": lambda folder: (
+        "cxr-lt-2026",
+        str(write_synthetic_cxr(folder, n_images=40, size=32, seed=3, n_test=5)),
+    ),
+    "cxr-lt-2024": lambda folder: (
+        "cxr-lt-2024:train_csv=train.csv",
+        str(mimic_folder(folder, CXR_LT_2024_CLASSES)),
+    ),
+    "cxr-lt-2023": lambda folder: ("cxr-lt-2023", str(mimic_folder(folder, CXR_LT_2023_CLASSES))),
+    "csv": lambda folder: ("csv:patient_column=patient", str(csv_folder(folder))),
+}
 # Backbones too big to build in a quick test on a CPU.
 _SLOW_BACKBONES = {"convnext_large"}
 
@@ -55,10 +75,13 @@ def test_builtin_entry_conforms(kind: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", _names("datasets"))
-def test_builtin_dataset_conforms(name: str) -> None:
-    if name not in _NO_PATH_DATASETS:
-        pytest.skip(f"the dataset {name!r} needs a data folder (path=...)")
-    check_entry("datasets", _NO_PATH_DATASETS[name])
+def test_builtin_dataset_conforms(name: str, tmp_path: Path) -> None:
+    assert name in _DATA_FOLDERS, f"give the dataset {name!r} a folder builder in _DATA_FOLDERS"
+    spec, path = _DATA_FOLDERS[name](tmp_path / "data")
+    resolved = resolve("datasets", spec)
+    check_metadata(resolved)
+    check_rejects_unknown_parameter(resolved)
+    check_dataset_object(resolved.build(path=path), f"The dataset {spec!r}")
 
 
 @pytest.mark.parametrize("name", _names("backbones"))
@@ -165,7 +188,7 @@ def test_threshold_check_catches_thresholds_above_one() -> None:
 
 
 def test_dataset_check_catches_labels_that_are_not_binary() -> None:
-    data = resolve("datasets", _NO_PATH_DATASETS["synthetic"]).build()
+    data = resolve("datasets", TINY_SYNTHETIC).build()
     frame = data.frame.copy()
     frame.loc[0, data.classes[0]] = 2
     with pytest.raises(AssertionError, match="labels are 0 or 1"):

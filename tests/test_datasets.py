@@ -71,7 +71,7 @@ def test_real_data_sets_need_a_folder():
         build("cxr-lt-2026", path="/no/such/folder")
 
 
-def _mimic_folder(tmp_path: Path, classes, extra=()) -> Path:
+def mimic_folder(tmp_path: Path, classes, extra=()) -> Path:
     rng = np.random.default_rng(0)
     rows = []
     for i in range(12):
@@ -93,7 +93,7 @@ def _mimic_folder(tmp_path: Path, classes, extra=()) -> Path:
 
 
 def test_cxr_lt_2024_reads_mimic_paths_and_patients(tmp_path):
-    folder = _mimic_folder(tmp_path, CXR_LT_2024_CLASSES)
+    folder = mimic_folder(tmp_path, CXR_LT_2024_CLASSES)
     data = build("cxr-lt-2024", path=str(folder), train_csv="train.csv")
     assert data.classes == CXR_LT_2024_CLASSES and len(data) == 12 and not data.problems
     assert data.image_ids[0] == "d0000" and data.patients[1] == "1000"
@@ -102,19 +102,59 @@ def test_cxr_lt_2024_reads_mimic_paths_and_patients(tmp_path):
 
 
 def test_cxr_lt_2023_has_26_labels(tmp_path):
-    data = build("cxr-lt-2023", path=str(_mimic_folder(tmp_path, CXR_LT_2023_CLASSES)))
+    data = build("cxr-lt-2023", path=str(mimic_folder(tmp_path, CXR_LT_2023_CLASSES)))
     assert data.classes == CXR_LT_2023_CLASSES and len(data) == 12
 
 
-def test_generic_csv_takes_every_other_column_as_a_label(tmp_path):
-    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
-    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "b.png")
+def csv_folder(folder: Path) -> Path:
+    """A ``csv`` data set: two images, a patient column and two labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(folder / "b.png")
     pd.DataFrame(
         {"path": ["a.png", "b.png"], "patient": ["p1", "p2"], "Effusion": [1, 0], "Mass": [0, 1]}
-    ).to_csv(tmp_path / "labels.csv", index=False)
-    data = build("csv", path=str(tmp_path), patient_column="patient")
+    ).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+def test_generic_csv_takes_every_other_column_as_a_label(tmp_path):
+    data = build("csv", path=str(csv_folder(tmp_path)), patient_column="patient")
     assert data.classes == ("Effusion", "Mass")
     assert data.labels.tolist() == [[1, 0], [0, 1]] and list(data.patients) == ["p1", "p2"]
+    assert data.provenance["split_by"] == "patient"
+
+
+def test_generic_csv_without_a_patient_column_says_each_image_is_its_own_patient(tmp_path):
+    data = build("csv", path=str(csv_folder(tmp_path)), ignore_columns=["patient"])
+    assert list(data.patients) == ["a.png", "b.png"] and data.provenance["split_by"] == "image"
+    [note] = [n for n in data.notes if "its own patient" in n]
+    assert "No patient column named" in note and "csv:patient_column=NAME" in note
+
+
+@pytest.mark.parametrize("name", ["cxr-lt-2023", "cxr-lt-2024"])
+def test_split_by_image_is_shared_by_the_mimic_sets(tmp_path, name):
+    classes = CXR_LT_2023_CLASSES if name == "cxr-lt-2023" else CXR_LT_2024_CLASSES
+    folder = mimic_folder(tmp_path, classes)
+    train = pd.read_csv(folder / "train.csv", dtype=str)
+    train["subject_id"] = "10000032"
+    train.to_csv(folder / "train.csv", index=False)
+    with pytest.raises(CxrltError, match=f"--dataset {name}:split_by=image"):
+        build(name, path=str(folder), train_csv="train.csv")
+    data = build(name, path=str(folder), train_csv="train.csv", split_by="image")
+    assert list(data.patients) == data.image_ids and data.provenance["split_by"] == "image"
+
+
+def test_patients_csv_and_split_by_image_contradict(cxrlt26):
+    (cxrlt26 / "p.csv").write_text("ImageID,PatientID\na.png,1\n")
+    with pytest.raises(CxrltError, match="patients_csv and split_by=image contradict"):
+        build("cxr-lt-2026", path=str(cxrlt26), patients_csv="p.csv", split_by="image")
+
+
+def test_data_pointing_at_a_file_names_its_folder(cxrlt26):
+    with pytest.raises(CxrltError) as info:
+        build("cxr-lt-2026", path=str(cxrlt26 / "train.csv"))
+    assert "is a file, where a folder is expected" in str(info.value)
+    assert f"({cxrlt26}, if it holds this file)" in str(info.value)
 
 
 def test_misspelled_missing_and_extra_label_columns_are_named(cxrlt26):
@@ -150,3 +190,11 @@ def test_split_is_grouped_stratified_and_deterministic():
     assert (labels[valid].sum(axis=0) > 0).all()  # even the rarest class lands on both sides
     assert (valid == patient_split(patients, labels, valid_frac=0.2, seed=4)).all()
     assert (valid != patient_split(patients, labels, valid_frac=0.2, seed=5)).any()
+
+
+def test_split_of_a_single_patient_names_the_way_out():
+    labels = np.eye(4, dtype=np.uint8)
+    with pytest.raises(CxrltError) as info:
+        patient_split(np.array(["P7"] * 4), labels)
+    assert "all belong to one patient (P7)" in str(info.value)
+    assert "split_by=image" in str(info.value)

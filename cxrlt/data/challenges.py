@@ -29,8 +29,14 @@ from cxrlt.data.table import (
     locate_images,
     read_csv,
     read_labelled_csv,
+    strip_ids,
 )
 from cxrlt.errors import CxrltError
+
+# Every reader's split_by: how the validation split groups images. "image" is for tables
+# without usable PatientIDs, and must be asked for (the split then no longer keeps a
+# patient's images on one side).
+SplitBy = Literal["patient", "image"]
 
 
 def data_folder(path: str | None, dataset: str, layout: str) -> Path:
@@ -40,6 +46,11 @@ def data_folder(path: str | None, dataset: str, layout: str) -> Path:
             f"The dataset {dataset!r} needs --data PATH: the folder that holds {layout}."
         )
     folder = Path(path).expanduser()
+    if folder.is_file():
+        raise CxrltError(
+            f"--data {path} is a file, where a folder is expected: point --data at the folder "
+            f"that holds {layout} ({folder.parent}, if it holds this file)."
+        )
     if not folder.is_dir():
         raise CxrltError(f"--data {path}: no such folder. It should hold {layout}.")
     return folder
@@ -59,6 +70,11 @@ class ChallengeFile:
         """The file the user named (it must exist), else the one candidate present, if any."""
         if named:
             path = folder / Path(named).expanduser()
+            if path.is_dir():
+                raise CxrltError(
+                    f"{dataset}:{self.parameter}={named}: {path} is a folder, where the "
+                    f"{self.role} CSV file is expected: name the file."
+                )
             if not path.is_file():
                 look = f" to look for {' or '.join(self.names)}" if self.names else ""
                 raise CxrltError(
@@ -100,16 +116,23 @@ CXR_LT_2026_FILES: dict[str, ChallengeFile] = {
 }
 
 
-def read_test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
-    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists.
+def read_image_list(csv_path: Path, image_root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The images a removal or test list names (ImageID, path), and notes on how it was read.
 
-    Only ImageID is read: the 2026 test CSV ends in 30 columns without a name.
+    Only ImageID is read: the 2026 test CSV ends in 30 columns without a name. Paths are
+    checked when predicting, not here: a removal list names images that need not be there.
     """
-    if test_csv is None:
-        return None
-    frame = read_csv(test_csv, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
-    paths, _ = locate_images(frame[ID_COLUMN], image_root)  # checked again when predicting
-    return pd.DataFrame({ID_COLUMN: frame[ID_COLUMN], PATH_COLUMN: paths})
+    read = read_csv(csv_path, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
+    ids, stripped = strip_ids(read.frame[ID_COLUMN], read.lines, csv_path)
+    paths, _ = locate_images(ids, image_root)
+    notes = (*read.notes, stripped) if stripped else read.notes
+    return pd.DataFrame({ID_COLUMN: ids, PATH_COLUMN: paths}), notes
+
+
+def read_test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
+    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists, for a
+    test list cxrlt wrote itself (the embedded data set): how it was read is not reported."""
+    return None if test_csv is None else read_image_list(test_csv, image_root)[0]
 
 
 def _remove_ids(data: LabelledImages, ids: pd.Series) -> tuple[LabelledImages, int]:
@@ -126,13 +149,16 @@ def _keep_test_images_out(
     nothing would then keep the challenge's evaluation images out of training."""
     notes, warnings = list(data.notes), list(data.warnings)
     record = {"removal": None, "test": None}
+    test = None
     if removal_csv is not None:
-        listed = read_csv(removal_csv, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
+        listed, read_notes = read_image_list(removal_csv, image_root)
+        notes += read_notes
         data, removed = _remove_ids(data, listed[ID_COLUMN])
         notes.append(f"Removed {removed} images listed in {removal_csv.name} from training.")
         record.update(removal=str(removal_csv), removed_by_removal_list=removed)
-    test = read_test_images(test_csv, image_root)
     if test_csv is not None:
+        test, read_notes = read_image_list(test_csv, image_root)
+        notes += read_notes
         data, removed = _remove_ids(data, test[ID_COLUMN])
         notes.append(
             f"Removed {removed} training images that are on the test list {test_csv.name}."
@@ -174,12 +200,14 @@ def cxr_lt_2026(
     test_csv: str | None = None,
     patients_csv: str | None = None,
     ignore_columns: Sequence[str] = (),
+    split_by: SplitBy = "patient",
 ) -> LabelledImages:
     """CXR-LT 2026 Task 1 (PadChest, 30 labels) with its test images, none of them trained on.
 
     A file parameter left out is looked for under the names of ``CXR_LT_2026_FILES``; a file
     named must exist. ``patients_csv`` (PadChest's own label CSV) restores the PatientIDs
-    that a spreadsheet turned into numbers like 1.90E+38.
+    that a spreadsheet turned into numbers like 1.90E+38; ``split_by=image`` makes each image
+    its own patient.
     """
     name, files = "cxr-lt-2026", CXR_LT_2026_FILES
     train_names = " or ".join(files["train_csv"].names)
@@ -202,6 +230,7 @@ def cxr_lt_2026(
         patients_csv=found["patients_csv"],
         patient_fix=f"To restore exact groups, name PadChest's own label file ({PADCHEST_LABELS}"
         f", or .csv.gz) with --dataset {name}:patients_csv=PATH.",
+        split_by=split_by,
     )
     data = _keep_test_images_out(data, found["removal_csv"], found["test_csv"], root)
     return replace(data, zero_shot_classes=CXR_LT_2026_TASK2_CLASSES)
@@ -214,6 +243,7 @@ def _mimic(
     images: str,
     classes: Sequence[str],
     ignore_columns: Sequence[str],
+    split_by: SplitBy,
 ) -> LabelledImages:
     folder = data_folder(path, name, f"{train_csv} and the MIMIC-CXR-JPG files/ tree")
     return read_labelled_csv(
@@ -226,6 +256,7 @@ def _mimic(
         patient_column="subject_id",
         meta_columns=MIMIC_META_COLUMNS,
         ignore_columns=ignore_columns,
+        split_by=split_by,
     )
 
 
@@ -236,11 +267,13 @@ def cxr_lt_2024(
     images: str = ".",
     subset: Literal["all", "gold"] = "all",
     ignore_columns: Sequence[str] = (),
+    split_by: SplitBy = "patient",
 ) -> LabelledImages:
     """CXR-LT 2024 (MIMIC-CXR-JPG): 40 labels, or the 26-class gold-standard subset."""
     classes = CXR_LT_2024_CLASSES if subset == "all" else CXR_LT_2024_GOLD_CLASSES
     others = [c for c in CXR_LT_2024_CLASSES if c not in classes]
-    return _mimic("cxr-lt-2024", path, train_csv, images, classes, [*ignore_columns, *others])
+    ignored = [*ignore_columns, *others]
+    return _mimic("cxr-lt-2024", path, train_csv, images, classes, ignored, split_by)
 
 
 def cxr_lt_2023(
@@ -249,9 +282,11 @@ def cxr_lt_2023(
     train_csv: str = "train.csv",
     images: str = ".",
     ignore_columns: Sequence[str] = (),
+    split_by: SplitBy = "patient",
 ) -> LabelledImages:
     """CXR-LT 2023 (MIMIC-CXR-JPG, 26 labels)."""
-    return _mimic("cxr-lt-2023", path, train_csv, images, CXR_LT_2023_CLASSES, ignore_columns)
+    classes = CXR_LT_2023_CLASSES
+    return _mimic("cxr-lt-2023", path, train_csv, images, classes, ignore_columns, split_by)
 
 
 def labelled_csv(
@@ -263,14 +298,17 @@ def labelled_csv(
     labels: Sequence[str] | None = None,
     patient_column: str | None = None,
     ignore_columns: Sequence[str] = (),
+    split_by: SplitBy = "patient",
 ) -> LabelledImages:
     """Any labelled chest X-ray set: a CSV with an image path column and one 0/1 column per label.
 
     ``labels`` defaults to every column other than the image, patient and ignored ones.
+    Without ``patient_column`` each image is its own patient (noted).
     """
     folder = data_folder(path, "csv", f"{csv} and the images it names")
     if labels is None:
-        header = read_csv(folder / csv, text_columns=[image_column]).columns
+        needed = [c for c in (image_column, patient_column) if c]
+        header = read_csv(folder / csv, text_columns=needed, required=needed).frame.columns
         skip = {image_column, patient_column, *ignore_columns}
         labels = [c for c in header if c not in skip]
     return read_labelled_csv(
@@ -282,4 +320,5 @@ def labelled_csv(
         patient_column=patient_column,
         meta_columns=[c for c in (image_column, patient_column) if c],
         ignore_columns=ignore_columns,
+        split_by=split_by,
     )

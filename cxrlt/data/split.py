@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cxrlt.errors import CxrltError
+
 
 def patient_split(
     patients: np.ndarray, labels: np.ndarray, *, valid_frac: float = 0.2, seed: int = 0
@@ -20,6 +22,13 @@ def patient_split(
     if not 0 < valid_frac < 1:
         raise ValueError(f"valid_frac must be between 0 and 1, got {valid_frac}")
     unique, inverse = np.unique(patients, return_inverse=True)
+    if len(unique) < 2:  # the readers stop on this earlier; rows left out can still lead here
+        raise CxrltError(
+            f"The {len(patients)} images left for training and validation all belong to one "
+            f"patient ({unique[0] if len(unique) else 'none'}), so no validation split can keep "
+            "patients apart: give each image its patient's ID, or split by image with the data "
+            "set's split_by=image parameter (e.g. --dataset cxr-lt-2026:split_by=image)."
+        )
     per_patient = pd.DataFrame(labels).groupby(inverse).max().to_numpy()
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=valid_frac, random_state=seed)
     _, valid_patients = next(splitter.split(np.zeros(len(unique)), per_patient))

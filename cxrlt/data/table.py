@@ -7,7 +7,14 @@ Problems with the whole table stop at once; problems with single rows are collec
 
 from __future__ import annotations
 
+import bz2
+import codecs
+import csv
 import difflib
+import gzip
+import io
+import lzma
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlt.data.problems import Problem, find_rows
+from cxrlt.data.problems import SHOWN, Problem, find_rows
 from cxrlt.errors import CxrltError
 
 ID_COLUMN = "ImageID"
@@ -89,44 +96,199 @@ class LabelledImages:
         return replace(self, frame=frame, problems=tuple(problems))
 
 
-def read_csv(
-    csv_path: Path, *, text_columns: Sequence[str] = (), columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """A CSV with ID-like columns kept as text; a missing, empty or unreadable file stops here.
+@dataclass(frozen=True)
+class CsvFile:
+    """A CSV file as read: its rows, each row's line in the file (the header's is 1 unless
+    blank lines come first), and notes on how it was read (encoding, separator)."""
 
-    ``columns`` reads only those (each must be there), which saves time on wide files.
+    frame: pd.DataFrame
+    lines: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+def read_csv(
+    csv_path: Path,
+    *,
+    text_columns: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+    required: Sequence[str] = (),
+) -> CsvFile:
+    """A CSV with ID-like columns kept as text; a missing, empty, binary or ragged file stops
+    here, naming the lines, and so does one without the ``required`` columns.
+
+    The encoding (UTF-8, else a byte-order mark's, else Windows-1252) and the separator (comma,
+    else the one the header uses) are detected and noted. ``columns`` reads only those (each
+    must be there), which saves time on wide files.
     """
+    raw = _read_bytes(csv_path)
+    text, encoding, notes = _decode(csv_path, raw)
+    physical = text.split("\n")  # the csv module keeps a quoted field's line breaks
+    separator = _separator(csv_path, physical, notes)
+    header, lines = _rows(csv_path, physical, separator)
+    _require_columns(csv_path, header, columns or required)
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise CxrltError(
+            f"{csv_path}: the header names the column {twice[0]!r} twice: rename or remove one."
+        )
+    frame = pd.read_csv(
+        io.BytesIO(raw),
+        sep=separator,
+        encoding=encoding,
+        dtype={c: str for c in text_columns},
+        keep_default_na=False,
+        usecols=None if columns is None else lambda c: c in columns,
+    )
+    if frame.empty:
+        raise CxrltError(
+            f"{csv_path} has a header but no rows: it needs one row per image below the header."
+        )
+    return CsvFile(frame, lines, tuple(notes))
+
+
+# Compressed CSVs are read through these (PadChest's label file ships as .csv.gz).
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# Byte-order marks, longest first (a UTF-32 mark starts like a UTF-16 one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with a byte-order mark"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+_SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+# Header fields that are data, not column names: the file has no header line.
+_DATA_LIKE = re.compile(r"\.(png|jpe?g|dcm|dicom|tiff?)$|^[\d.eE+-]+$", re.IGNORECASE)
+
+
+def _read_bytes(csv_path: Path) -> bytes:
+    if csv_path.is_dir():
+        raise CxrltError(f"{csv_path} is a folder, where a CSV file is expected: name the file.")
     if not csv_path.is_file():
         raise CxrltError(f"{csv_path} does not exist: check --data and the file names.")
     try:
-        frame = pd.read_csv(
-            csv_path,
-            dtype={c: str for c in text_columns},
-            keep_default_na=False,
-            usecols=None if columns is None else lambda c: c in columns,
-        )
-    except pd.errors.EmptyDataError:
-        raise CxrltError(f"{csv_path} is empty: it needs a header and one row per image.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise CxrltError(f"{csv_path} is not a readable CSV file: {error}") from None
-    missing = [c for c in columns or () if c not in frame.columns]
-    if missing:
+        with _OPENERS.get(csv_path.suffix.lower(), open)(csv_path, "rb") as file:
+            return file.read()
+    except (OSError, EOFError) as error:
+        reason = getattr(error, "strerror", None) or error
         raise CxrltError(
-            f"{csv_path} has no {' or '.join(map(repr, missing))} column: it needs the columns "
-            f"{', '.join(map(repr, columns))}. Pick the right file or rename its columns."
+            f"{csv_path} cannot be read ({reason}): make it readable and, if it is compressed, "
+            "check that it is complete."
+        ) from None
+
+
+def _decode(csv_path: Path, raw: bytes) -> tuple[str, str, list[str]]:
+    """The text of ``raw`` and its encoding, with a note when it is not plain UTF-8."""
+    for mark, encoding, name in _BOMS:
+        if raw.startswith(mark):
+            return raw.decode(encoding), encoding, [f"{csv_path.name} is {name}: read it so."]
+    if b"\x00" in raw[:4096]:
+        raise CxrltError(
+            f"{csv_path} is not a text CSV file: it holds zero bytes, as UTF-16 without a "
+            "byte-order mark, a spreadsheet or another binary file does. Save it as a CSV file "
+            "in UTF-8."
         )
-    if frame.empty:
-        raise CxrltError(f"{csv_path} has a header but no rows.")
-    return frame
+    try:
+        return raw.decode("utf-8"), "utf-8", []
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        byte = raw[error.start]
+    try:
+        text, encoding, name = raw.decode("cp1252"), "cp1252", "Windows-1252"
+    except UnicodeDecodeError:
+        text, encoding, name = raw.decode("latin-1"), "latin-1", "Latin-1"
+    return (
+        text,
+        encoding,
+        [
+            f"{csv_path.name} is not UTF-8 (byte 0x{byte:02x} on line {line}): read it as "
+            f"{name}. If accented names look wrong, save the file as UTF-8."
+        ],
+    )
 
 
-def _require_columns(csv_path: Path, frame: pd.DataFrame, columns: Iterable[str]) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            raise CxrltError(
-                f"{csv_path} has no {column!r} column; its columns start "
-                f"{list(frame.columns)[:6]}. Rename the column or pick the right file."
-            )
+def _separator(csv_path: Path, physical: Sequence[str], notes: list[str]) -> str:
+    """A comma, unless the header has none and another separator instead (noted)."""
+    header = next((line for line in physical if line.strip()), "")
+    counts = {separator: header.count(separator) for separator in _SEPARATORS}
+    separator = max(counts, key=counts.__getitem__)
+    if counts[","] or not counts[separator]:
+        return ","
+    notes.append(
+        f"{csv_path.name} separates its columns with {_SEPARATORS[separator]}, not commas: "
+        "read it so."
+    )
+    return separator
+
+
+def _blank(row: Sequence[str]) -> bool:
+    """A line that pandas skips: empty, or spaces alone."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _rows(csv_path: Path, physical: Sequence[str], separator: str) -> tuple[list[str], np.ndarray]:
+    """The header and each row's line; stops on an empty header, and on rows with more fields
+    than the header or too few to reach its last named column (the 2026 test CSV's header ends
+    in unnamed columns that rows may leave out)."""
+    reader = csv.reader(physical, delimiter=separator)
+    header: list[str] | None = None
+    lines, ragged, previous = [], [], 0
+    for row in reader:
+        start, previous = previous + 1, reader.line_num
+        if _blank(row):
+            continue
+        if header is None:
+            header = row
+            named = max((i + 1 for i, name in enumerate(row) if name.strip()), default=0)
+        elif named <= len(row) <= len(header):
+            lines.append(start)
+        else:
+            ragged.append(f"line {start} has {len(row)}")
+    if header is None or not named:
+        raise CxrltError(f"{csv_path} is empty: it needs a header and one row per image.")
+    if ragged:
+        more = f", and {len(ragged) - SHOWN} more lines" if len(ragged) > SHOWN else ""
+        raise CxrltError(
+            f"{csv_path}: the header has {len(header)} fields (separated by "
+            f"{_SEPARATORS[separator]}), but {', '.join(ragged[:SHOWN])}{more}. Each row needs "
+            "one value per column: fix or remove those lines (a value that holds the separator "
+            "must be in double quotes)."
+        )
+    return header, np.array(lines, dtype=np.int64)
+
+
+def _require_columns(csv_path: Path, header: Sequence[str], needed: Sequence[str]) -> None:
+    """Stop when a needed column is not in the header, saying so when the header is data."""
+    missing = [c for c in needed if c not in header]
+    if not missing:
+        return
+    if any(_DATA_LIKE.search(name.strip()) for name in header):
+        raise CxrltError(
+            f"{csv_path} has no header line: its first line ({', '.join(header[:3])}, ...) "
+            f"is data. Add a header line naming the columns ({', '.join(needed)}, ...) above "
+            "it."
+        )
+    close = {c: difflib.get_close_matches(c, header, n=1, cutoff=0.6) for c in missing}
+    hint = "".join(f" (rename {m[0]!r} to {c!r}?)" for c, m in close.items() if m)
+    raise CxrltError(
+        f"{csv_path} has no {' or '.join(map(repr, missing))} column{hint}; its columns start "
+        f"{list(header)[:6]}. It needs the columns {', '.join(map(repr, needed))}: rename "
+        "them or pick the right file."
+    )
+
+
+def strip_ids(ids: pd.Series, lines: Sequence[int], csv_path: Path) -> tuple[pd.Series, str]:
+    """IDs without surrounding spaces (which would name no file), and a note counting the
+    ones changed ("" when none was)."""
+    stripped = ids.str.strip()
+    changed = np.flatnonzero((stripped != ids).to_numpy())
+    if not len(changed):
+        return ids, ""
+    first = changed[0]
+    return stripped, (
+        f"Removed the spaces around {len(changed)} {ids.name}s in {csv_path.name} (first on "
+        f"line {lines[first]}: {ids.iloc[first]!r})."
+    )
 
 
 def _check_label_columns(
@@ -172,16 +334,28 @@ def _label_problems(
 
 
 def locate_images(names: pd.Series, root: Path) -> tuple[list[str], list[Problem]]:
-    """Absolute image paths under ``root``, with rows pointing outside it or at no file."""
+    """Absolute image paths under ``root``, with rows pointing outside it (by their name, or
+    through a symlink) or at no file."""
     root = root.resolve()
-    paths = [(root / str(name)).resolve() for name in names]
-    outside = np.array([not p.is_relative_to(root) for p in paths])
-    missing = np.array([not o and not p.is_file() for p, o in zip(paths, outside, strict=True)])
+    named = [Path(os.path.normpath(root / str(name))) for name in names]
+    paths = [path.resolve() for path in named]
+    inside = np.array([p.is_relative_to(root) for p in paths])
+    named_inside = np.array([p.is_relative_to(root) for p in named])
+    missing = np.array([i and not p.is_file() for p, i in zip(paths, inside, strict=True)])
+    linked_out = ~inside & named_inside
     problems = find_rows(
         f"image path outside the image folder {root}",
-        outside,
-        "Image names must be relative paths inside the image folder.",
+        ~named_inside,
+        "Image names must be relative paths inside the image folder (no '..', no absolute path).",
     ) + find_rows(
+        f"image is a symlink that leaves the image folder {root}",
+        linked_out,
+        "Copy the files into the folder, or point --data at the folder that holds them.",
+    )
+    if linked_out.any():
+        details = tuple(f"links to {paths[row]}" for row in np.flatnonzero(linked_out))
+        problems[-1] = replace(problems[-1], details=details)
+    problems += find_rows(
         f"image file missing from {root}",
         missing,
         "Put the files there, point --data at the right folder, or remove the rows.",
@@ -209,7 +383,7 @@ def read_patient_ids(csv_path: Path) -> pd.Series:
     """PatientID by ImageID from a file that holds both, such as PadChest's own label CSV,
     whose IDs never went through a spreadsheet."""
     columns = [ID_COLUMN, PATIENT_COLUMN]
-    frame = read_csv(csv_path, text_columns=columns, columns=columns).drop_duplicates()
+    frame = read_csv(csv_path, text_columns=columns, columns=columns).frame.drop_duplicates()
     twice = frame[ID_COLUMN].duplicated()
     if twice.any():
         raise CxrltError(
@@ -237,6 +411,38 @@ def _restore_patients(
     return found.where(found.notna(), patients), missing, note
 
 
+SPLIT_BY_IMAGE = "split_by=image"
+
+
+def _patient_problems(
+    csv_path: Path, patients: pd.Series, column: str, name: str, patient_fix: str
+) -> list[Problem]:
+    """Blank PatientIDs as a row problem; a single patient (or none) stops: no validation split
+    could keep patients apart. Either way the way out is named, splitting by image among it."""
+    by_image = f"split by image with --dataset {name}:{SPLIT_BY_IMAGE}"
+    blank = (patients.str.strip() == "").to_numpy()
+    known = patients[~blank]
+    if len(patients) > 1 and known.nunique() < 2:
+        what = (
+            f"the {column} column is blank on every row"
+            if known.empty
+            else f"every row has the {column} {known.iloc[0]!r}"
+            + (f" or none ({int(blank.sum())} rows)" if blank.any() else "")
+        )
+        restore = f" {patient_fix}" if patient_note(known, "") and patient_fix else ""
+        raise CxrltError(
+            f"{csv_path}: {what}, but a validation split that keeps each patient's images on "
+            "one side (and the bootstrap over patients) needs two patients or more. Give each "
+            f"image its patient's ID,{restore} or {by_image} (a patient's images may then "
+            "fall on both sides, which flatters validation scores)."
+        )
+    return find_rows(
+        f"blank {column}",
+        blank,
+        f"Fill in the {column}s, or {by_image}.",
+    )
+
+
 def read_labelled_csv(
     csv_path: Path,
     image_root: Path,
@@ -250,20 +456,32 @@ def read_labelled_csv(
     ignore_columns: Sequence[str] = (),
     patients_csv: Path | None = None,
     patient_fix: str = "",
+    split_by: str = "patient",
 ) -> LabelledImages:
     """Read a label CSV (an ID, metadata, one 0/1 column per class) and find its images.
 
     Images are ``image_root / <path_column>`` (the ID itself when no path column is given).
-    Without a patient column each image is its own patient. ``patients_csv`` (ImageID,
-    PatientID) replaces the patient column's IDs for the images it holds; ``patient_fix``
-    is the advice given, without it, when the IDs look like spreadsheet numbers.
+    With ``split_by="image"``, or without a patient column, each image is its own patient
+    (noted). ``patients_csv`` (ImageID, PatientID) replaces the patient column's IDs for the
+    images it holds; ``patient_fix`` is the advice given, without it, when the IDs look like
+    spreadsheet numbers. A blank PatientID is a row problem; a single patient stops.
     """
+    by_image = split_by == "image" or not patient_column
+    if by_image and patients_csv is not None:
+        raise CxrltError(
+            f"--dataset {name}: patients_csv and {SPLIT_BY_IMAGE} contradict each other "
+            "(PatientIDs are then not used): leave one of them out."
+        )
     id_like = [c for c in (id_column, path_column, patient_column, *meta_columns) if c]
-    frame = read_csv(csv_path, text_columns=id_like)
-    _require_columns(csv_path, frame, [c for c in (id_column, path_column, patient_column) if c])
+    needed = [c for c in (id_column, path_column, patient_column) if c]
+    read = read_csv(csv_path, text_columns=id_like, required=needed)
+    frame, notes = read.frame, list(read.notes)
     _check_label_columns(
         csv_path, list(frame.columns), classes, [*meta_columns, *id_like, *ignore_columns]
     )
+    for column in dict.fromkeys(c for c in (id_column, path_column) if c):
+        frame[column], note = strip_ids(frame[column], read.lines, csv_path)
+        notes.append(note)
     labels, problems = _label_problems(frame, classes)
     problems += find_rows(
         f"duplicated {id_column}",
@@ -271,19 +489,34 @@ def read_labelled_csv(
         "Keep one row per image.",
     )
     paths, path_problems = locate_images(frame[path_column or id_column], image_root)
-    patients = frame[patient_column] if patient_column else frame[id_column]
-    notes, provenance = [], {"train": str(csv_path)}
-    if patients_csv is not None:
-        patients, missing, note = _restore_patients(frame[id_column], patients, patients_csv)
-        notes.append(note)
-        provenance.update(patients=str(patients_csv), patients_not_found=missing)
+    provenance = {"train": str(csv_path), "split_by": "image" if by_image else "patient"}
+    if by_image:
+        patients = frame[id_column]
+        notes.append(
+            (
+                f"Each image counts as its own patient ({SPLIT_BY_IMAGE}), as asked"
+                if patient_column
+                else "No patient column named: each image counts as its own patient (name "
+                f"the column with --dataset {name}:patient_column=NAME)"
+            )
+            + ". A validation split can then put one patient's images on both sides, which "
+            "flatters validation scores, and intervals treat the images as independent."
+        )
+    else:
+        patients = frame[patient_column]
+        if patients_csv is not None:
+            patients, missing, note = _restore_patients(frame[id_column], patients, patients_csv)
+            notes.append(note)
+            provenance.update(patients=str(patients_csv), patients_not_found=missing)
+        problems += _patient_problems(
+            csv_path, patients, patient_column, name, "" if patients_csv else patient_fix
+        )
+        notes.append(patient_note(patients, "" if patients_csv else patient_fix) or "")
     table = pd.DataFrame(
         {ID_COLUMN: frame[id_column], PATIENT_COLUMN: patients, PATH_COLUMN: paths}
     )
-    table[LINE_COLUMN] = np.arange(len(frame)) + 2
+    table[LINE_COLUMN] = read.lines
     table[list(classes)] = labels
-    if patient_column:
-        notes.append(patient_note(patients, "" if patients_csv else patient_fix))
     return LabelledImages(
         name,
         tuple(classes),
