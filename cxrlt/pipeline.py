@@ -221,7 +221,7 @@ def _run(
     if head_note := choose_head(specs["loss"], options.head)[1]:
         console.print(head_note, markup=False)
     run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
-    checkpoint = _load_resume_state(run_dir, console) if resume else None
+    checkpoint = _load_resume_state(run_dir, console, options.epochs) if resume else None
     base = _base_run(options.from_run) if options.from_run else None
     seed_run(options.seed, device)
     dls = run_dataloaders(options, specs, device)
@@ -599,7 +599,7 @@ def seed_run(seed: int, device: Any) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _load_resume_state(run_dir: Any, console: Console) -> dict | None:
+def _load_resume_state(run_dir: Any, console: Console, epochs: int) -> dict | None:
     """The checkpoint to continue from; None when the run stopped before its first epoch
     ended (it then starts training afresh in its own folder)."""
     from cxrlt.outputs.run_dir import METRICS
@@ -608,10 +608,21 @@ def _load_resume_state(run_dir: Any, console: Console) -> dict | None:
     run_dir.read_config()  # a folder that holds no run is refused, naming it
     if not run_dir.file(CHECKPOINT).exists():
         if run_dir.file(METRICS).exists():
-            raise CxrltError(f"{run_dir.path} is a complete run: there is nothing to resume.")
+            raise CxrltError(
+                f"{run_dir.path} is a complete run: there is nothing to resume. Train it again "
+                f"with --out {run_dir.path} --overwrite, or post-train its model differently "
+                f"with --from-run {run_dir.path} --post STEPS --out NEW_FOLDER."
+            )
         console.print(f"{run_dir.path} stopped before its first epoch ended: training afresh.")
         return None
-    return load_checkpoint(run_dir.path)
+    state = load_checkpoint(run_dir.path)
+    if state["n_epoch"] != epochs:
+        raise CxrltError(
+            f"The checkpoint in {run_dir.path} belongs to a {state['n_epoch']}-epoch run, its "
+            f"config.json says {epochs} epochs: the folder was altered. Start the run again "
+            "with --overwrite."
+        )
+    return state
 
 
 def train_and_checkpoint(

@@ -3,7 +3,9 @@
 After every epoch one file holds all the state the next epoch depends on: weights,
 optimiser, the epoch, every random generator, the loaders' epoch counters (they seed the
 sampling order) and the state of callbacks that keep some (deferred re-weighting counts
-epochs). It is written atomically, so a kill mid-write leaves the previous one whole. The
+epochs). It holds only what torch's safe loader reads (tensors, numbers, strings, lists and
+dicts) and is read with ``weights_only=True``, so resuming a run directory someone sent runs
+no code. It is written atomically, so a kill mid-write leaves the previous one whole. The
 weights scoring best on validation are kept beside it for best-epoch selection: by one
 score, or by several (each half of the validation split, for cross-fitted selection), one
 file per epoch that is best by some score.
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 import random
+import re
 import threading
-from collections import OrderedDict, defaultdict
+import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,9 +52,11 @@ def bare_model(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def rng_states() -> dict[str, Any]:
+    """Every random generator's state, in the safe loader's types (NumPy's key as a tensor)."""
+    name, key, position, has_gauss, gauss = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, gauss],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -57,7 +64,8 @@ def rng_states() -> dict[str, Any]:
 
 def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, key, *rest = states["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -68,46 +76,113 @@ def _loaders(learn: Any) -> list[Any]:
     return [getattr(dl, "dl", dl) for dl in learn.dls.loaders]
 
 
+# What every checkpoint of ``EpochCheckpoint`` holds.
+CHECKPOINT_KEYS = (
+    "epochs_done",
+    "n_epoch",
+    "model",
+    "opt",
+    "scaler",
+    "rng",
+    "loaders",
+    "callbacks",
+    "best",
+)
+
+
 def load_checkpoint(folder: Path) -> dict[str, Any]:
-    """The checkpoint in ``folder`` (our own file: it holds generator states, not just tensors)."""
+    """The checkpoint in ``folder``, read by torch's safe loader: a file holding anything but
+    tensors, numbers, strings, lists and dicts (a checkpoint of an older cxrlt, or one crafted
+    to run code when unpickled) is refused, and nothing in it runs."""
     path = Path(folder) / CHECKPOINT
-    if not path.is_file():
-        raise CxrltError(
-            f"{folder} has no {CHECKPOINT}: the run stopped before its first epoch ended, "
-            "so there is nothing to resume. Start it again with --overwrite."
-        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: the refusal says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # what the safe loader refuses
+        raise CxrltError(_unsafe_file_message(path, str(error))) from None
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
         raise CxrltError(
-            f"{path} cannot be read ({type(error).__name__}: {error}): start the run again "
+            f"{path} cannot be read ({type(error).__name__}: {error}). Start the run again "
             "with --overwrite."
         ) from error
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CxrltError(
+            f"{path} is not a checkpoint of `cxrlt run` (it lacks {', '.join(missing)}), so "
+            "the run cannot go on from it. Start the run again with --overwrite."
+        )
+    return state
 
 
-def host_copy(obj: Any) -> Any:
-    """``obj`` with every tensor copied to host memory and every other value copied, so it can
-    be written while training goes on changing the originals. Containers keep their type (a
-    state dict its ``_metadata``)."""
+def _unsafe_file_message(path: Path, refusal: str) -> str:
+    """Why the safe loader refused ``path`` (from torch's ``refusal``), and what to do."""
+    named = re.search(r"GLOBAL ([\w.]{1,80})\b", refusal)
+    if named:
+        found = (
+            f"it holds Python objects (first: {named.group(1)}) beyond tensors, numbers and "
+            "lists, and unpickling them could run code, as checkpoints of cxrlt versions "
+            "before safe loading do"
+        )
+    else:
+        stopped = re.search(r"WeightsUnpickler error:\s*([^\n]+)", refusal)
+        found = "it is not in the form cxrlt writes checkpoints in" + (
+            f" (torch's safe loader stopped at: {stopped.group(1).strip()})" if stopped else ""
+        )
+    return (
+        f"{path} was not loaded: {found}. Nothing in it was run. Start the run again with "
+        "--overwrite (its options are in config.json)."
+    )
+
+
+def load_optimizer_state(opt: Any, state: dict[str, Any]) -> None:
+    """Load a fastai optimiser's state as a checkpoint holds it: its hyper-parameters back
+    in fastai's ``L``, every state tensor on its parameter's device."""
+    opt.load_state_dict({**state, "hypers": L(state["hypers"])})
+    for param, param_state in opt.state.items():
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                param_state[key] = value.to(param.device)
+
+
+def safe_form(obj: Any, *, copy_tensors: bool = False, where: str = "state") -> Any:
+    """``obj`` in the types torch's safe loader reads back: tensors, Python numbers, strings,
+    None, and lists, tuples and dicts of them (a state dict keeps its ``OrderedDict`` and
+    ``_metadata``). NumPy arrays become tensors, NumPy scalars Python numbers, fastcore's ``L``
+    a list; anything else is refused, naming ``where`` it is, since it could not be resumed.
+
+    With ``copy_tensors`` every tensor is copied to host memory, so the result can be written
+    while training goes on changing the originals (containers are always new)."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
+        return obj.detach().to("cpu", copy=True) if copy_tensors else obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
     if isinstance(obj, dict):
-        items = [(key, host_copy(value)) for key, value in obj.items()]
-        if isinstance(obj, defaultdict):
-            copied = defaultdict(obj.default_factory, items)
-        elif isinstance(obj, OrderedDict):
-            copied = OrderedDict(items)
-        else:
-            copied = dict(items)
+        items = [
+            (key, safe_form(value, copy_tensors=copy_tensors, where=f"{where}[{key!r}]"))
+            for key, value in obj.items()
+        ]
+        if not isinstance(obj, OrderedDict):
+            return dict(items)
+        copied = OrderedDict(items)
         if hasattr(obj, "_metadata"):
             copied._metadata = copy.deepcopy(obj._metadata)
         return copied
-    if isinstance(obj, (list, L)):
-        return type(obj)([host_copy(value) for value in obj])
-    if isinstance(obj, tuple):
-        values = [host_copy(value) for value in obj]
-        return type(obj)(*values) if hasattr(obj, "_fields") else tuple(values)
-    return copy.deepcopy(obj)
+    if isinstance(obj, (list, L)) or type(obj) is tuple:
+        values = [
+            safe_form(value, copy_tensors=copy_tensors, where=f"{where}[{index}]")
+            for index, value in enumerate(obj)
+        ]
+        return tuple(values) if type(obj) is tuple else values
+    raise CxrltError(
+        f"Cannot write {where}, a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint "
+        "holds only tensors, numbers, strings, and lists and dicts of them, so that it can be "
+        "resumed without running code. Make the callback's state_dict return those."
+    )
 
 
 class BackgroundWriter:
@@ -246,7 +321,7 @@ class EpochCheckpoint(Callback):
         if self.epoch + 1 >= self.n_epoch:
             self._write(files, keep)
         else:
-            copies = [(name, host_copy(state)) for name, state in files]
+            copies = [(name, safe_form(state, copy_tensors=True)) for name, state in files]
             self._writer.submit(lambda: self._write(copies, keep))
 
     def _update_best(self) -> bool:
@@ -319,7 +394,7 @@ class EpochCheckpoint(Callback):
 
     def _state(self, model: torch.nn.Module) -> dict[str, Any]:
         scaler = getattr(self.learn, "scaler", None)
-        return {
+        state = {
             "epochs_done": self.epochs_done,
             "n_epoch": self.n_epoch,
             "model": self._training_weights(model),
@@ -332,8 +407,9 @@ class EpochCheckpoint(Callback):
                 for cb in self.learn.cbs
                 if cb is not self and _has_own(cb, "state_dict")
             },
-            "best": copy.deepcopy(self.best),
+            "best": self.best,
         }
+        return safe_form(state, where="the checkpoint")  # new containers: best is copied
 
     def _training_weights(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """The weights training goes on from, which differ from the validated ones while a
@@ -347,11 +423,7 @@ class EpochCheckpoint(Callback):
     def _restore(self) -> None:
         state, self.resume = self.resume, None
         bare_model(self.learn.model).load_state_dict(state["model"])
-        self.learn.opt.load_state_dict(state["opt"])
-        for param, param_state in self.learn.opt.state.items():  # saved on the CPU
-            for key, value in param_state.items():
-                if isinstance(value, torch.Tensor):
-                    param_state[key] = value.to(param.device)
+        load_optimizer_state(self.learn.opt, state["opt"])
         scaler = getattr(self.learn, "scaler", None)
         if scaler is not None and state["scaler"]:
             scaler.load_state_dict(state["scaler"])
@@ -361,9 +433,6 @@ class EpochCheckpoint(Callback):
         for cb in self.learn.cbs:
             if cb.name in state["callbacks"] and _has_own(cb, "load_state_dict"):
                 cb.load_state_dict(state["callbacks"][cb.name])
-        best = state["best"]
-        if "epoch" in best:  # written before the scores had names: the whole split's only
-            best = {WHOLE: best} if best["epoch"] is not None else {}
-        self.best = copy.deepcopy(best)
+        self.best = copy.deepcopy(state["best"])
         self.epochs_done = state["epochs_done"]
         set_rng_states(state["rng"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import pickle
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
@@ -137,15 +138,25 @@ def xrv_densenet121(
     pretrained: bool = False,
     weights: str = DENSENET_WEIGHTS,
     weights_path: str | None = None,
+    allow_pickle: bool = False,
 ) -> XRVBackbone:
     """torchxrayvision's DenseNet-121 (1024 features).
 
     ``pretrained`` loads the xrv ``weights`` (downloaded once into ~/.torchxrayvision/
     models_data/), or the file ``weights_path`` when given; without ``pretrained`` neither
     the network nor the file is touched (a reloaded run brings its own weights).
+    ``allow_pickle`` lets a file that is a whole pickled module be unpickled (xrv's DenseNet
+    downloads are): unpickling runs any code the file holds, so it is off unless asked for.
     """
     return _build(
-        "xrv-densenet121", XRVDenseNet, "densenet121-", in_chans, pretrained, weights, weights_path
+        "xrv-densenet121",
+        XRVDenseNet,
+        "densenet121-",
+        in_chans,
+        pretrained,
+        weights,
+        weights_path,
+        allow_pickle,
     )
 
 
@@ -155,10 +166,18 @@ def xrv_resnet50(
     pretrained: bool = False,
     weights: str = RESNET_WEIGHTS,
     weights_path: str | None = None,
+    allow_pickle: bool = False,
 ) -> XRVBackbone:
     """torchxrayvision's ResNet-50 (2048 features); parameters as :func:`xrv_densenet121`."""
     return _build(
-        "xrv-resnet50", XRVResNet, "resnet50-", in_chans, pretrained, weights, weights_path
+        "xrv-resnet50",
+        XRVResNet,
+        "resnet50-",
+        in_chans,
+        pretrained,
+        weights,
+        weights_path,
+        allow_pickle,
     )
 
 
@@ -170,6 +189,7 @@ def _build(
     pretrained: bool,
     weights: str,
     weights_path: str | None,
+    allow_pickle: bool,
 ) -> XRVBackbone:
     if in_chans != 1:
         raise CxrltError(
@@ -180,7 +200,7 @@ def _build(
     backbone = cls(weights=weights)
     if pretrained:
         path, cached = weights_file(name, weights, weights_path)
-        load_weights(backbone, path, weights, cached=cached)
+        load_weights(backbone, path, weights, cached=cached, allow_pickle=allow_pickle)
     return backbone
 
 
@@ -261,16 +281,29 @@ def _download_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .safetensors file, a saved state dict, or a pickled module (xrv's
-    DenseNet files are whole pickled models, as xrv itself loads them)."""
+class PickledWeights(Exception):
+    """The weights file is a pickled module, and unpickling it was not allowed."""
+
+
+def read_state(path: Path, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors file, a saved state dict, or, with ``allow_pickle``
+    and a warning, a pickled module (xrv's DenseNet files are whole pickled models, as xrv
+    itself loads them). Without it a pickled module raises :class:`PickledWeights` unread."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not a plain state dict: unpickle as xrv does
+    except pickle.UnpicklingError:  # objects beyond tensors: a pickled module
+        if not allow_pickle:
+            raise PickledWeights(str(path)) from None
+        warnings.warn(
+            f"Unpickling the weights file {path} (allow_pickle=True): unpickling runs any code "
+            "the file holds, so allow it only for a file you trust, such as torchxrayvision's "
+            "own download.",
+            stacklevel=2,
+        )
         obj = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(obj, nn.Module):
         for module in obj.modules():  # xrv's patch for modules pickled by old torch
@@ -288,7 +321,9 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(backbone: XRVBackbone, path: Path, weights: str, *, cached: bool) -> None:
+def load_weights(
+    backbone: XRVBackbone, path: Path, weights: str, *, cached: bool, allow_pickle: bool = False
+) -> None:
     """Load the feature weights of ``path`` into ``backbone``, or say why they do not fit."""
     url, _ = _source(weights)
     if cached:
@@ -297,8 +332,17 @@ def load_weights(backbone: XRVBackbone, path: Path, weights: str, *, cached: boo
         fix = f"Give a copy of the torchxrayvision weights {weights!r} from {url}"
     fix += f", or train from scratch with '{backbone.name}:pretrained=False'."
     try:
-        state = read_state(path)
+        state = read_state(path, allow_pickle=allow_pickle)
         missing, unexpected = backbone.load_feature_state(state)
+    except PickledWeights:
+        raise CxrltError(
+            f"The weights file {str(path)!r} for the backbone {backbone.name!r} is a pickled "
+            "module (torchxrayvision's DenseNet downloads are), and unpickling runs any code "
+            "the file holds, so it was not loaded. If you trust the file (torchxrayvision's "
+            f"own, from {url}), allow it with '{backbone.name}:allow_pickle=True'; else give "
+            f"weights_path a state dict or .safetensors file, or train from scratch with "
+            f"'{backbone.name}:pretrained=False'."
+        ) from None
     except Exception as error:  # noqa: BLE001 - truncated, foreign or wrong-shaped file
         reason = (str(error).splitlines() or [""])[0][:200]
         raise CxrltError(

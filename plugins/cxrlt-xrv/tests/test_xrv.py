@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,6 +74,16 @@ def build(spec: str) -> nn.Module:
     return resolve("backbones", spec).build(in_chans=1)
 
 
+def densenet_with_statistics() -> nn.Module:
+    """xrv's DenseNet, randomly initialised, with non-trivial BatchNorm statistics too."""
+    torch.manual_seed(123)
+    model = _xrv().models.DenseNet(weights=None)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+    return model
+
+
 def xrv_resnet50_state() -> dict[str, torch.Tensor]:
     """A randomly initialised state dict in the layout of xrv's ResNet-50 file (torchvision's
     resnet50 with a 1-channel stem and 18 outputs)."""
@@ -103,10 +115,11 @@ def test_entries_are_registered_by_the_plugin_with_their_parameters() -> None:
         assert entry.plugin == "xrv"
         assert weights in entry.summary
         params = entry.params()
-        assert list(params) == ["pretrained", "weights", "weights_path"]
+        assert list(params) == ["pretrained", "weights", "weights_path", "allow_pickle"]
         assert params["weights"].default == weights
         assert params["pretrained"].default is False
         assert params["weights_path"].default is None
+        assert params["allow_pickle"].default is False
 
 
 @pytest.mark.parametrize("name", ["xrv-densenet121", "xrv-resnet50"])
@@ -200,19 +213,55 @@ def assert_features_equal(backbone: nn.Module, saved: dict[str, torch.Tensor], p
     assert compared == len(state)  # every parameter and buffer came from the file
 
 
-@pytest.mark.parametrize("pickled_module", [False, True], ids=["state-dict", "xrv-pickle"])
-def test_weights_path_round_trip_densenet(tmp_path, offline, pickled_module: bool) -> None:
-    """A state dict, or a whole pickled model as xrv's own DenseNet files are."""
-    torch.manual_seed(123)
-    model = _xrv().models.DenseNet(weights=None)
-    for module in model.modules():  # non-trivial BatchNorm statistics too
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-1, 1)
+def test_weights_path_round_trip_densenet_state_dict(tmp_path, offline) -> None:
+    model = densenet_with_statistics()
     path = tmp_path / "densenet.pt"
-    torch.save(model if pickled_module else model.state_dict(), path)
-    backbone = build(f"xrv-densenet121:pretrained=True,weights_path={path}")
+    torch.save(model.state_dict(), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a state dict is read safely: no pickle warning
+        backbone = build(f"xrv-densenet121:pretrained=True,weights_path={path}")
     assert_features_equal(backbone, model.state_dict(), "")
     assert offline == []
+
+
+def test_a_pickled_densenet_loads_with_allow_pickle_and_a_warning(tmp_path, offline) -> None:
+    """A whole pickled model, as xrv's own DenseNet files are."""
+    model = densenet_with_statistics()
+    path = tmp_path / "densenet.pt"
+    torch.save(model, path)
+    with pytest.warns(UserWarning, match="unpickling runs any code the file holds"):
+        backbone = build(f"xrv-densenet121:pretrained=True,weights_path={path},allow_pickle=True")
+    assert_features_equal(backbone, model.state_dict(), "")
+    assert offline == []
+
+
+class Tattletale(nn.Linear):
+    """A tiny module that, when unpickled, leaves a file at ``marker``: the code a pickled
+    weights file can run."""
+
+    marker: Path
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self.marker.touch()
+
+
+@pytest.mark.parametrize("name", ["xrv-densenet121", "xrv-resnet50"])
+def test_a_pickled_module_is_not_unpickled_without_allow_pickle(tmp_path, offline, name) -> None:
+    path = tmp_path / "module.pt"
+    Tattletale.marker = tmp_path / "unpickled"
+    torch.save(Tattletale(2, 2), path)
+    with pytest.raises(CxrltError) as error:
+        build(f"{name}:pretrained=True,weights_path={path}")
+    message = str(error.value)
+    assert f"'{path}'" in message and "is a pickled module" in message
+    assert "runs any code the file holds, so it was not loaded" in message
+    assert f"'{name}:allow_pickle=True'" in message and f"'{name}:pretrained=False'" in message
+    assert not Tattletale.marker.exists()
+
+    with pytest.warns(UserWarning, match="allow_pickle=True"), pytest.raises(CxrltError):
+        build(f"{name}:pretrained=True,weights_path={path},allow_pickle=True")
+    assert Tattletale.marker.exists()  # allowed, the file's code ran: what the gate prevents
 
 
 def test_weights_path_round_trip_resnet(tmp_path, offline) -> None:
@@ -229,7 +278,8 @@ def test_xrv_cache_is_used_without_network(offline, monkeypatch, tmp_path) -> No
     cache.mkdir(parents=True)
     model = _xrv().models.DenseNet(weights=None)
     torch.save(model, cache / DENSENET_URL.rsplit("/", 1)[1])
-    backbone = build("xrv-densenet121:pretrained=True")
+    with pytest.warns(UserWarning, match="allow_pickle=True"):
+        backbone = build("xrv-densenet121:pretrained=True,allow_pickle=True")
     assert_features_equal(backbone, model.state_dict(), "")
     assert offline == []
 
