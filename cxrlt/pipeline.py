@@ -408,6 +408,7 @@ class Branch:
 
     start: Any  # where its weights came from: an epoch, or a base run's weights file
     model: Any
+    choices: list = dataclasses.field(default_factory=list)  # what its post steps chose
     logits: Any = None  # (validation images, classes), once predicted
 
 
@@ -503,13 +504,14 @@ def build_branches(
         if distributed.is_main_process() and starts[role] != last:
             model.load_state_dict(state_of(starts[role]))
         learn.model, learn.post_steps = model.to(device), list(steps_before)
+        learn.post_choices = []
         distributed.broadcast_weights(learn.model)
         if post:  # every rank: steps that train do so data-parallel, from rank 0's weights
             learn.choice_rows = rows[role]
             with distributed.distributed(learn, device):
                 learn.post(post)
             del learn.choice_rows
-        built[keys[role]] = Branch(starts[role], learn.model)
+        built[keys[role]] = Branch(starts[role], learn.model, learn.post_choices)
     branches = {role: built[keys[role]] for role in ROLES}
     learn.model = branches[KEPT].model
     return branches
@@ -778,6 +780,7 @@ def _selection_record(select: str, branches: dict[str, Branch], epochs: Any) -> 
         "protocol": select,
         "starts": starts,
         "weights": _branch_files(branches),
+        "post_choices": {role: branches[role].choices for role in ROLES},
         "description": describe(select, starts if epochs is not None else {}),
     }
 

@@ -121,6 +121,11 @@ def test_each_half_is_reported_by_the_epoch_and_tau_chosen_on_the_other(tau_run)
         "kept": "model.safetensors",
     }
     assert all((out / name).is_file() for name in selection["weights"].values())
+    for role in ("half0", "half1", "kept"):  # what each model's tau-norm chose, and on what
+        (chosen,) = selection["post_choices"][role]
+        by_tau = chosen["validation_loss_by_tau"]
+        assert chosen["step"].startswith("tau-norm") and len(by_tau) > 1
+        assert by_tau[str(chosen["tau"])] == min(by_tau.values())
     assert "chosen on one validation half and reported on the other" in output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["selection"]["protocol"] == "cross-fit"

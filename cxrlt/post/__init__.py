@@ -13,6 +13,7 @@ weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from fastai.callback.channelslast import ChannelsLast
@@ -63,6 +64,10 @@ class PostStep:
 
     def fit(self, learn: Learner) -> None:
         """Learn this step's values from ``learn``'s data into ``learn.model``'s state_dict."""
+
+    def choices(self) -> dict[str, Any]:
+        """What ``fit`` chose (JSON-ready), for the run's config: e.g. tau-norm's tau."""
+        return {}
 
 
 def classifier_of(model: nn.Module) -> CXRClassifier:
@@ -130,7 +135,8 @@ def post(self: Learner, steps: StepSpecs) -> Learner:
     precision, gradient clipping, ...); those of the main training (deferred re-weighting,
     checkpoints, weight averaging, run log) are set aside. Run the steps after choosing the
     epoch to keep: wrapped models have other state_dict keys. The resolved specs are appended
-    to ``self.post_steps`` for the run directory and :func:`rebuild`.
+    to ``self.post_steps`` for the run directory and :func:`rebuild`, and what each chose
+    (:meth:`PostStep.choices`) to ``self.post_choices``.
     """
     resolved = resolve_steps(steps)
     built = [spec.build() for spec in resolved]  # every parameter checked before any work
@@ -141,4 +147,11 @@ def post(self: Learner, steps: StepSpecs) -> Learner:
         with self.removed_cbs(_main_training_callbacks(self)):
             step.fit(self)
     self.post_steps = [*getattr(self, "post_steps", []), *resolved]
+    self.post_choices = [
+        *getattr(self, "post_choices", []),
+        *(
+            {"step": str(spec.spec), **step.choices()}
+            for spec, step in zip(resolved, built, strict=True)
+        ),
+    ]
     return self

@@ -13,7 +13,7 @@ therefore the learner's validation loss, which the logits' scale does move.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from fastai.learner import Learner
@@ -94,3 +94,8 @@ class TauNormalisation(PostStep):
             raise CxrltError(f"tau-norm: no tau has a validation {self.metric}: {self.scores}.")
         self.tau = max(finite, key=finite.__getitem__)  # the first of equal scores
         fc.weight.copy_(weight / norms**self.tau)
+
+    def choices(self) -> dict[str, Any]:
+        sign = -1 if self.metric == "loss" else 1  # scores are "higher is better"
+        scores = {str(tau): sign * score for tau, score in self.scores.items()}
+        return {"tau": self.tau, f"validation_{self.metric}_by_tau": scores}
