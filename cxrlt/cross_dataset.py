@@ -166,7 +166,7 @@ def evaluate_on(
         "data_only": list(match.data_only),
     }
     run_dir.write_config(_config(config, described, match, counts))
-    print_report(console, report, counts)
+    print_report(console, report, counts, scored_on=f"{labelled.name} (every labelled image)")
     console.print(f"Evaluation written to [bold]{run_dir.path}[/bold]")
     return CrossEvaluation(report, match, run_dir)
 

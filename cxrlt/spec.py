@@ -2,6 +2,16 @@
 
 A ``:`` belongs to the name unless ``key=`` follows it, so timm names such as
 ``hf-hub:timm/x`` pass through. Values are Python literals, else plain strings.
+
+Quoting, from a shell. Lists need no quotes: inside brackets a bare word is a string and a
+number stays a number, so ``ignore_columns=[A,B]``, ``[A, B]`` and ``["A","B"]`` are the same
+list, ``taus=[0.5,1]`` is numbers, and a comma inside brackets never splits a list of specs
+(``--post tau-norm:taus=[0.5,1],temp-scale``). Quotes inside a value are needed only for a
+string holding a comma, a bracket, a quote or ``=``, or one that would read as a number,
+``None`` or ``True`` (``label='None'``); put the whole argument in single quotes then, as the
+shell removes quotes it sees (``--post 'x:name="a,b"'``), and likewise for a space, a tuple's
+parentheses, or brackets in zsh, which refuses unquoted ``[A,B]`` as a file pattern that
+matches nothing (bash passes it through).
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from typing import Any
 
 from cxrlt.errors import CxrltError
 
-_KEY = re.compile(r"\s*([A-Za-z_]\w*)\s*=")
+# What stands before a parameter's '=': checked to be a name by _add_param, so that a typo
+# there (an empty or misspelt key) is named as such rather than read as part of a name.
+_KEY = re.compile(r"\s*([^\s=:,'\"()\[\]{}]*)\s*=")
 _BRACKETS = {"[": "]", "(": ")", "{": "}"}
 
 
@@ -35,12 +47,26 @@ class Spec:
 
 
 def parse_value(text: str) -> Any:
-    """A Python literal where the text is one, else the text itself."""
+    """A Python literal where the text is one; a list (tuple) of such values for brackets
+    (parentheses) holding bare words, as a shell leaves ``[A,B]``; else the text itself."""
     text = text.strip()
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if len(text) < 2 or _BRACKETS.get(text[0]) != text[-1] or text[0] == "{":
         return text
+    items = split_top_level(text[1:-1])
+    trailing_comma = len(items) > 1 and not items[-1].strip()  # as Python allows: (a,)
+    items = items[:-1] if trailing_comma else items
+    if any(not item.strip() for item in items):
+        raise CxrltError(
+            f"Empty item in {text!r}: remove the stray comma, or write '' for an empty string."
+        )
+    values = [parse_value(item) for item in items]
+    if text[0] == "[":
+        return values
+    return tuple(values) if trailing_comma or len(values) > 1 else values[0]
 
 
 def format_value(value: Any) -> str:
@@ -92,9 +118,15 @@ def _add_param(spec_text: str, params: dict[str, Any], pair: str) -> None:
     key, _, value = pair.partition("=")
     key = key.strip()
     if not key.isidentifier():
-        raise CxrltError(f"In {spec_text!r}: {pair!r} is not a key=value parameter.")
+        what = "has no parameter name" if not key else f"has {key!r}, which is no parameter name,"
+        raise CxrltError(
+            f"In {spec_text!r}: {pair.strip()!r} {what} before '=': write key=value with a "
+            "key of letters, digits and _ (`cxrlt show KIND NAME` lists the parameters)."
+        )
     if key in params:
-        raise CxrltError(f"In {spec_text!r}: parameter {key!r} is given twice.")
+        raise CxrltError(
+            f"In {spec_text!r}: parameter {key!r} is given twice: keep one of the values."
+        )
     params[key] = parse_value(value)
 
 
@@ -128,7 +160,8 @@ def parse_spec(text: str) -> Spec:
     specs = parse_specs(text)
     if len(specs) != 1:
         raise CxrltError(
-            f"Expected one name in {text!r}, got {len(specs)}: {', '.join(map(str, specs))}."
+            f"Expected one name in {text!r}, got {len(specs)}: {', '.join(map(str, specs))}. "
+            "Give one name with its parameters (name:key=value,key=value)."
         )
     return specs[0]
 

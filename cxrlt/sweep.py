@@ -74,7 +74,7 @@ def _alternatives(text: str, option: str) -> tuple[str, ...]:
     """A factor's comma-separated alternatives, each a spec with its parameters."""
     alternatives = tuple(str(spec) for spec in parse_specs(text))
     if len(set(alternatives)) < len(alternatives):
-        raise CxrltError(f"--{option} {text!r} names an alternative twice.")
+        raise CxrltError(f"--{option} {text!r} names an alternative twice: remove the repeat.")
     return alternatives
 
 
@@ -84,6 +84,12 @@ def _post_alternatives(text: str) -> tuple[str, ...]:
     alternatives: list[list[str]] = []
     for token in split_top_level(text):
         first, *more = (part.strip() for part in split_top_level(token, "+"))
+        if not all((first, *more)):
+            stray = "+" if token.strip() else ","
+            raise CxrltError(
+                f"--post {text!r} has an empty step: remove the stray '{stray}' (the steps of "
+                "one alternative are joined by '+', the alternatives by ',')."
+            )
         if is_parameter(first) and alternatives:
             alternatives[-1][-1] += f",{first}"
         else:
@@ -94,7 +100,7 @@ def _post_alternatives(text: str) -> tuple[str, ...]:
         for steps in alternatives
     )
     if len(set(labels)) < len(labels):
-        raise CxrltError(f"--post {text!r} names an alternative twice.")
+        raise CxrltError(f"--post {text!r} names an alternative twice: remove the repeat.")
     return labels
 
 
@@ -147,6 +153,12 @@ class Sweep:
 
     def path(self, cell: Cell) -> Path:
         return self.folder / cell.name
+
+    def log_file(self, cell: Cell) -> Path:
+        """Where the cell's console output is appended, across reruns."""
+        logs = self.folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / f"{cell.name}.txt"
 
     def cell_options(self, cell: Cell) -> RunOptions:
         """The options of ``cell``'s run; a post-training cell's are its base's plus ``post``."""
@@ -259,7 +271,8 @@ def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeli
 
     A cell that fails with a :class:`CxrltError` (a NaN loss, a model too large) is noted and
     the sweep goes on; the cells that start from it are left out. Each cell's own output goes
-    to ``console.txt`` in its folder, fastai's progress bars included.
+    to ``logs/<cell>.txt`` beside the cells (outside the cell's folder, which a rerun of the
+    cell clears), training progress as one line per epoch.
     """
     sweep.check()
     sweep.save()
@@ -281,8 +294,8 @@ def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeli
             options = dataclasses.replace(options, overwrite=True)  # a start that left no state
         start = time.perf_counter()
         try:
-            with open(_console_file(path), "a", encoding="utf-8") as log, redirect_stdout(log):
-                run_cell(options, Console(file=log, width=120), resume)  # with fastai's bars
+            with open(sweep.log_file(cell), "a", encoding="utf-8") as log, redirect_stdout(log):
+                run_cell(options, Console(file=log, width=120), resume)
         except CxrltError as error:
             failed[cell] = f"{cell.name}: {error}"
             console.print(f"{label}: [red]failed[/red] ({error})", highlight=False)
@@ -292,11 +305,6 @@ def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeli
         verb = "resumed" if resume else "done"
         console.print(f"{label}: {verb} in {seconds:.0f} s, mAP {mAP:.3f}", highlight=False)
     return list(failed.values())
-
-
-def _console_file(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path / "console.txt"
 
 
 # ---- results -------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_report_plots_to_a_file(run, tmp_path):
     blocker.write_bytes(b"png")
     refused(
         ["report", run, "--out", blocker],
-        f"{blocker} is a file, where a folder is expected",
+        f"{blocker} is a file, not a folder",
         untouched=[blocker, run],
     )
 
@@ -112,7 +112,7 @@ def test_compare_writes_over_a_folder(run, tmp_path):
     folder.mkdir()
     refused(
         ["compare", run, "--out", tmp_path / "table"],
-        f"{folder} is a folder, where a file is expected",
+        f"--out {folder} is a folder",
         "give a file's path",
         untouched=[folder, run],
         absent=[tmp_path / "table.md"],
@@ -125,7 +125,7 @@ def test_compare_below_a_file(run, tmp_path):
     refused(
         ["compare", run, "--out", blocker / "comparison"],
         str(blocker),
-        "where a folder is expected",
+        "is a file, not a folder",
         untouched=[blocker, run],
     )
 

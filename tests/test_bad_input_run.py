@@ -54,6 +54,7 @@ def test_numbers_out_of_range(tmp_path, option, value, fragments):
         (["--loss", "ldam:s=-1"], ["The loss 'ldam:", "s positive, got 0.5, -1"]),
         (["--loss", "asl:gamma_neg=-1"], ["The loss 'asl:", "must be at least 0"]),
         (["--loss", "focal:alpha=2"], ["alpha must be in [0, 1]"]),
+        (["--loss", "focal:gamma=-1"], ["gamma must be at least 0 (0: plain BCE)"]),
         (["--loss", "ldam-drw:start=5"], ["start=5", "1 epochs", "choose a start below --epochs"]),
         (["--sampler", "repeat-factor:t=0"], ["repeat-factor needs t > 0"]),
         (["--head", "csra:heads=3"], ["'heads' of the head 'csra' must be", "got 3"]),

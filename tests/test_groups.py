@@ -21,19 +21,20 @@ def sizes(groups: ClassGroups) -> tuple[int, ...]:
 
 
 def test_thirds_of_30_classes_are_10_10_10_by_frequency():
-    counts = list(range(30))  # c29 is the most frequent
+    counts = list(range(1, 31))  # c29 is the most frequent
     groups = frequency_groups(counts, names(30))
     assert sizes(groups) == (10, 10, 10)
     assert groups.members("head") == [f"c{i}" for i in range(20, 30)]
     assert groups.members("tail") == [f"c{i}" for i in range(10)]
     assert list(groups.group) == names(30)  # class order kept
-    assert "head 20–29 (10 classes)" in groups.description
-    assert "tail 0–9 (10 classes)" in groups.description
+    assert "head 21–30 (10 classes)" in groups.description
+    assert "tail 1–10 (10 classes)" in groups.description
+    assert groups.without_positives == [] and "without training positives" not in groups.description
 
 
 @pytest.mark.parametrize("n, expected", [(7, (3, 2, 2)), (8, (3, 3, 2)), (3, (1, 1, 1))])
 def test_thirds_give_the_remainder_to_the_groups_nearest_the_head(n, expected):
-    assert sizes(frequency_groups(np.arange(n)[::-1], names(n))) == expected
+    assert sizes(frequency_groups(np.arange(1, n + 1)[::-1], names(n))) == expected
 
 
 def test_thirds_break_ties_by_class_order():
@@ -44,7 +45,7 @@ def test_thirds_break_ties_by_class_order():
 
 
 def test_bounds_edges_medium_is_inclusive():
-    counts = [1001, 1000, 100, 99, 0, 5000]
+    counts = [1001, 1000, 100, 99, 1, 5000]
     groups = frequency_groups(counts, names(6), method="bounds")
     assert groups.group == {
         "c0": "head",
@@ -63,6 +64,44 @@ def test_bounds_edges_medium_is_inclusive():
 def test_bounds_scale_with_the_data():
     groups = frequency_groups([11, 10, 2, 1], names(4), method="bounds", bounds=(2, 10))
     assert groups.group == {"c0": "head", "c1": "medium", "c2": "medium", "c3": "tail"}
+
+
+@pytest.mark.parametrize(
+    "method, bounds",
+    [("thirds", (100, 1000)), ("bounds", (0, 0)), ("bounds", (0, 10)), ("bounds", (2, 10))],
+)
+def test_classes_without_training_positives_are_their_own_group_under_every_rule(method, bounds):
+    counts = [0, 40, 0, 12, 3, 1, 0]  # with 0 <= low, a 0 would be medium or head by the bounds
+    groups = frequency_groups(
+        counts, ["Mass", "a", "Nodule", "b", "c", "d", "Hernia"], method, bounds
+    )
+    assert groups.without_positives == ["Mass", "Nodule", "Hernia"]
+    assert groups.members("none") == ["Mass", "Nodule", "Hernia"]
+    assert sum(sizes(groups)) == 4  # the classes with positives, and only they
+    assert "none: 3 classes without training positives" in groups.description
+    assert "(Mass, Nodule, Hernia)" in groups.description
+
+
+def test_thirds_cut_only_the_classes_with_training_positives():
+    groups = frequency_groups([0, 0, 9, 0, 5, 0, 1], names(7))
+    assert groups.members("head") == ["c2"]
+    assert groups.members("medium") == ["c4"]
+    assert groups.members("tail") == ["c6"]  # not c0, c1, c3 or c5, which never had a positive
+    assert "tail 1 (1 class)" in groups.description
+
+
+def test_all_zero_counts_leave_head_medium_and_tail_empty():
+    groups = frequency_groups([0, 0, 0], names(3))
+    assert sizes(groups) == (0, 0, 0) and groups.without_positives == names(3)
+    assert "head — (0 classes)" in groups.description
+
+
+def test_group_means_leave_out_the_classes_without_training_positives():
+    groups = frequency_groups([0, 9, 5, 1], names(4))
+    per_class = pd.DataFrame({"AP": [0.0, 0.9, 0.6, 0.3]}, index=names(4))
+    means = group_means(per_class, groups)
+    assert means == pytest.approx({"head": 0.9, "medium": 0.6, "tail": 0.3})
+    assert set(means) == {"head", "medium", "tail"}
 
 
 def test_group_means_equal_hand_means_and_skip_nan():

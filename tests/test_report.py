@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -329,3 +330,57 @@ def test_compare_takes_the_intervals_metrics_json_holds(tmp_path):
     frame, notes = compare_runs([run])
     assert frame.loc[0, ["mAP_low", "mAP_high", "mAP_tail_high"]].tolist() == [0.4, 0.6, 0.6]
     assert "0.500 [0.400, 0.600]" in comparison_markdown(frame, notes)
+
+
+def test_classes_without_training_positives_are_listed_by_name_not_grouped(tmp_path):
+    run = make_run(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["train_counts"] = [5000, 0, 900, 400, 0, 60, 20, 3]
+    (run / "config.json").write_text(json.dumps(config))
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    rows = {
+        cells[0]: cells[1]
+        for line in result.output.splitlines()
+        if (cells := [c.strip() for c in line.split("│")[1:-1]]) and cells[0] in CLASSES
+    }
+    assert [c for c, group in rows.items() if group == "none"] == ["finding 1", "finding 4"]
+    assert rows["finding 0"] == "head"
+    text = " ".join(result.output.split())
+    assert "none no training positives, left out of the group means: finding 1, finding 4" in text
+    assert "2 classes without training positives" in text and "(finding 1, finding 4)" in text
+    report = read_run(run).evaluate(intervals=False)
+    head = report.groups.members("head")
+    assert "finding 1" not in head and "finding 4" not in head
+    assert report.overall["mAP_head"] == pytest.approx(report.per_class.loc[head, "AP"].mean())
+    frame, _ = compare_runs([run], intervals=False)
+    assert "(finding 1, finding 4)" in frame.loc[0, "groups"]
+
+
+class ToyData(list):
+    """A data set as the summary reads it: its rows, name, labels, warnings and notes."""
+
+    name, warnings, notes = "toy", [], []
+    labels = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [1, 0, 0]])
+
+
+def test_data_summary_names_the_classes_without_training_positives():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from cxrlt.outputs.report import print_data_summary
+
+    dls = SimpleNamespace(
+        data=ToyData(range(4)),
+        class_counts=np.array([2, 0, 1]),  # 'b' has its only positive in validation
+        classes=["a", "b", "c"],
+        n_train=3,
+        is_valid=np.array([False, False, True, False]),
+        skipped=pd.DataFrame(columns=["ImageID"]),
+    )
+    console = Console(file=io.StringIO(), width=300)
+    print_data_summary(console, dls)
+    text = console.file.getvalue()
+    assert "1 class has no training positives (b)" in text
+    assert "group 'none', outside head / medium / tail" in text

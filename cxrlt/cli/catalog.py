@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.outputs.tables import print_table
 from cxrlt.registry import KINDS, Entry, kind_named, registry
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -37,7 +38,7 @@ def list_entries(
     for entry in rows:
         cells = [entry.name, ", ".join(entry.aliases), entry.summary, entry.plugin]
         table.add_row(*([entry.kind] if not kind else []), *cells)
-    console.print(table)
+    print_table(console, table)
     if any(k.name == "backbones" for k in kinds):
         console.print("Any timm model name works as a backbone too (see timm.list_models()).")
 
@@ -78,7 +79,10 @@ def show(
         table.add_column(column)
     for p in params.values():
         table.add_row(p.name, p.type_name, "(required)" if p.required else repr(p.default))
-    console.print(table if params else "No parameters.")
+    if params:
+        print_table(console, table)
+    else:
+        console.print("No parameters.")
     console.print(f"target: {entry.target_path}")
 
 
@@ -112,4 +116,4 @@ def plugins(as_json: JsonOption = False) -> None:
     for info in infos:
         status = f"[red]failed: {info.error}[/red]" if info.error else "loaded"
         table.add_row(info.name, info.version, info.source, ", ".join(info.hooks), status)
-    console.print(table)
+    print_table(console, table)

@@ -53,8 +53,11 @@ def report(
     interval over resampled patients) and PNG plots."""
     from cxrlt.outputs import plots
     from cxrlt.outputs.report import print_report, read_run
+    from cxrlt.outputs.run_dir import check_output_file
 
     results = read_run(run)
+    folder = out or run / "plots"
+    check_output_file(folder / "ap_by_train_count.png")  # before the resampling, not after
     grouping = {"groups": groups, "bounds": parse_bounds(bounds)}
     main = results.evaluate("prob", **grouping)
     calibrated = (
@@ -62,12 +65,13 @@ def report(
         if "calibrated" in results.probs
         else None
     )
-    print_report(console, main, results.train_counts, calibrated=calibrated)
+    evaluated = results.config.get("evaluation", {}).get("dataset")
+    scored_on = f"{evaluated} (every labelled image)" if evaluated else "validation"
+    print_report(console, main, results.train_counts, calibrated=calibrated, scored_on=scored_on)
     if results.patient_note:
         console.print(f"[yellow]Note:[/yellow] {results.patient_note}.")
     chosen = [c.strip() for c in classes.split(",")] if classes else None
     chosen = plots.curve_classes(main.per_class, results.train_counts, chosen)
-    folder = out or run / "plots"
     written = [
         plots.ap_by_train_count(
             main.per_class, results.train_counts, folder / "ap_by_train_count.png", main.groups
@@ -101,8 +105,11 @@ def compare(
     intervals, and each run's paired difference from the first when scored on the same images."""
     from cxrlt.io import write_text, write_with
     from cxrlt.outputs.report import compare_runs, comparison_markdown, print_comparison
+    from cxrlt.outputs.run_dir import check_output_file
     from cxrlt.sweep import with_sweep_cells
 
+    for suffix in (".csv", ".md"):  # before the resampling, not after
+        check_output_file(out.with_name(out.name + suffix))
     frame, notes = compare_runs(with_sweep_cells(runs), groups=groups, bounds=parse_bounds(bounds))
     print_comparison(console, frame, notes)
     csv = write_with(out.with_name(out.name + ".csv"), lambda f: frame.to_csv(f, index=False))

@@ -104,6 +104,7 @@ def _write_and_show(folder: Path) -> None:
     import numpy as np
     from rich.table import Table
 
+    from cxrlt.outputs.tables import print_table
     from cxrlt.sweep import FACTORS, SCORES, write_results
 
     summary, notes, written = write_results(folder)
@@ -115,7 +116,7 @@ def _write_and_show(folder: Path) -> None:
         numbers = [means[0], row["mAP_std"], *means[1:]]
         cells = ["—" if np.isnan(value) else f"{value:.3f}" for value in numbers]
         table.add_row(row.loss, row.arch, row.post, str(row.seeds), *cells)
-    console.print(table)
+    print_table(console, table)
     for note in notes:
         console.print(note, highlight=False)
     console.print(f"Written {', '.join(str(path) for path in written)}")

@@ -9,6 +9,10 @@ they do. CXR-LT has no official split; two conventions are common, both offered 
 - ``bounds``: fixed counts ``(low, high)``: tail ``n < low``, medium ``low <= n <= high``,
   head ``n > high``. The literature's ``(100, 1000)`` suits the full challenge data; scale it
   with the size of the training set for smaller data.
+
+Under both rules a class with no training positive goes to a fourth group, ``none``: the model
+never saw one, so it is neither head nor tail. Such classes are listed by name in the
+description and left out of the head / medium / tail means.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 from cxrlt.errors import CxrltError
 
 GROUPS = ("head", "medium", "tail")
+NO_POSITIVES = "none"  # the group of classes without a training positive
 METHODS = ("thirds", "bounds")
 
 
@@ -29,14 +34,20 @@ METHODS = ("thirds", "bounds")
 class ClassGroups:
     """Each class's group, and the bounds that put it there (to print beside the numbers)."""
 
-    group: dict[str, str]  # class -> "head" | "medium" | "tail", in class order
+    group: dict[str, str]  # class -> "head" | "medium" | "tail" | "none", in class order
     description: str
 
     def members(self, name: str) -> list[str]:
         """The classes of one group, in class order."""
-        if name not in GROUPS:
-            raise CxrltError(f"Unknown group {name!r}: use one of {', '.join(GROUPS)}.")
+        known = (*GROUPS, NO_POSITIVES)
+        if name not in known:
+            raise CxrltError(f"Unknown group {name!r}: use one of {', '.join(known)}.")
         return [c for c, g in self.group.items() if g == name]
+
+    @property
+    def without_positives(self) -> list[str]:
+        """The classes with no training positive, outside head / medium / tail."""
+        return self.members(NO_POSITIVES)
 
 
 def _check_bounds(bounds: tuple[int, int]) -> tuple[int, int]:
@@ -52,17 +63,25 @@ def _check_bounds(bounds: tuple[int, int]) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def _describe(counts: np.ndarray, labels: np.ndarray, ranges: dict[str, str]) -> str:
-    parts = []
-    for name in GROUPS:
-        n = int((labels == name).sum())
-        parts.append(f"{name} {ranges[name]} ({n} {'class' if n == 1 else 'classes'})")
-    return "; ".join(parts) + " training positives"
+def _classes(n: int) -> str:
+    return f"{n} {'class' if n == 1 else 'classes'}"
+
+
+def _describe(labels: np.ndarray, ranges: dict[str, str], classes: Sequence[str]) -> str:
+    parts = [f"{name} {ranges[name]} ({_classes(int((labels == name).sum()))})" for name in GROUPS]
+    text = "; ".join(parts) + " training positives"
+    untrained = [c for c, label in zip(classes, labels, strict=True) if label == NO_POSITIVES]
+    if untrained:
+        text += (
+            f"; {NO_POSITIVES}: {_classes(len(untrained))} without training positives, left out "
+            f"of the group means ({', '.join(untrained)})"
+        )
+    return text
 
 
 def _span(values: np.ndarray) -> str:
     if not len(values):
-        return "none"
+        return "—"  # no class in the group
     low, high = values.min(), values.max()
     return str(low) if low == high else f"{low}–{high}"
 
@@ -87,29 +106,32 @@ def frequency_groups(
         raise CxrltError("classes must be distinct names.")
     if len(counts) and (not np.issubdtype(counts.dtype, np.integer) or counts.min() < 0):
         raise CxrltError("train_counts must be whole numbers, 0 or more.")
-    labels = np.empty(len(counts), dtype=object)
+    labels = np.full(len(counts), NO_POSITIVES, dtype=object)
+    seen = counts > 0
     if method == "thirds":
-        order = np.argsort(-counts, kind="stable")
+        order = np.argsort(-counts, kind="stable")[: int(seen.sum())]
         for name, part in zip(GROUPS, np.array_split(order, 3), strict=True):
             labels[part] = name
         ranges = {name: _span(counts[labels == name]) for name in GROUPS}
-        description = "equal thirds by training frequency: " + _describe(counts, labels, ranges)
+        description = "equal thirds by training frequency: "
     elif method == "bounds":
         low, high = _check_bounds(bounds)
-        labels[:] = "medium"
-        labels[counts < low] = "tail"
-        labels[counts > high] = "head"
+        labels[seen] = "medium"
+        labels[seen & (counts < low)] = "tail"
+        labels[seen & (counts > high)] = "head"
         ranges = {"head": f"> {high}", "medium": f"{low}–{high}", "tail": f"< {low}"}
-        description = "count bounds: " + _describe(counts, labels, ranges)
+        description = "count bounds: "
     else:
         raise CxrltError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
+    description += _describe(labels, ranges, classes)
     return ClassGroups(dict(zip(classes, labels.tolist(), strict=True)), description)
 
 
 def group_means(
     per_class: pd.DataFrame, groups: ClassGroups, column: str = "AP"
 ) -> dict[str, float]:
-    """Macro mean of ``column`` within each group; NaN classes are left out, as overall.
+    """Macro mean of ``column`` within head, medium and tail; NaN classes are left out, as
+    overall, and so are the classes without training positives (group ``none``).
 
     A group with no scored class gets NaN.
     """

@@ -23,10 +23,11 @@ from rich.table import Table
 from cxrlt.data.labels import imbalance_ratio
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.bootstrap import N_RESAMPLES, SEED, Difference, Intervals, paired_draws
-from cxrlt.evaluation.groups import GROUPS
+from cxrlt.evaluation.groups import GROUPS, NO_POSITIVES
 from cxrlt.evaluation.metrics import Report, evaluate
 from cxrlt.io import read_json
 from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, SPLIT, RunDir
+from cxrlt.outputs.tables import print_table
 
 TARGET, LOGIT, PREDICTED = "target", "logit", "predicted"
 PROBABILITIES = ("prob", "calibrated")  # the second only when a calibrator wrote it
@@ -65,6 +66,14 @@ def print_data_summary(console: Console, dls: Any) -> None:
         f"train imbalance {imbalance_ratio(dls.data.labels[~dls.is_valid]):.0f}:1 "
         f"(most {counts.max()}, least {counts[counts > 0].min()} positives)"
     )
+    untrained = [c for c, n in zip(dls.classes, counts, strict=True) if n == 0]
+    if untrained:
+        console.print(
+            f"[yellow]Note:[/yellow] {len(untrained)} "
+            f"{'class has' if len(untrained) == 1 else 'classes have'} no training positives "
+            f"({', '.join(untrained)}): the model cannot learn them; the report lists them "
+            f"as group '{NO_POSITIVES}', outside head / medium / tail."
+        )
     print_data_notes(console, dls.data)
     if len(dls.skipped):
         console.print(
@@ -95,19 +104,22 @@ def print_report(
     train_counts: Sequence[int],
     *,
     calibrated: Report | None = None,
+    scored_on: str = "validation",
 ) -> None:
     """The per-class table, the overall means and, when grouped, the head / medium / tail means,
     each with its 95% interval when the report has them.
 
     ``calibrated`` (the same predictions after calibration) adds its F1 and ECE beside them.
+    ``scored_on`` names the images (``cxrlt evaluate`` scores another data set's).
     """
     at = _threshold_label(report)
-    columns = ["class", "train n", "valid n", "AP", "AUC", f"F1{at}", "ECE"]
+    short = "valid" if scored_on == "validation" else "scored"
+    columns = ["class", "train n", f"{short} n", "AP", "AUC", f"F1{at}", "ECE"]
     if report.groups:
         columns.insert(1, "group")
     if calibrated:
         columns += ["F1 calibrated", "ECE calibrated"]
-    table = Table(title="Validation metrics per class")
+    table = Table(title=f"Metrics per class on {scored_on}")
     for column in columns:
         table.add_column(column, justify="left" if column in ("class", "group") else "right")
     for (name, row), n_train in zip(report.per_class.iterrows(), train_counts, strict=True):
@@ -121,7 +133,7 @@ def print_report(
         if calibrated:
             cells += [_fmt(calibrated.per_class.loc[name, c]) for c in ("F1", "ECE")]
         table.add_row(*cells)
-    console.print(table)
+    print_table(console, table)
     o = report.overall
     ci = report.intervals.overall if report.intervals else {}
 
@@ -131,7 +143,7 @@ def print_report(
     console.print(
         f"[bold]mAP {value('mAP')}[/bold] (chance level {o['mAP_chance']:.3f}), "
         f"mAUC {value('mAUC')}, mF1{at} {value('mF1')} over {o['n_classes_scored']} classes "
-        f"with validation positives, {o['n_images']} images; ECE {value('ECE')} (15 bins, "
+        f"with positives in {scored_on}, {o['n_images']} images; ECE {value('ECE')} (15 bins, "
         "all image-class pairs)."
     )
     if report.intervals:
@@ -144,13 +156,19 @@ def print_report(
         )
     if report.excluded:
         console.print(
-            f"Left out of the means (no validation positives): {', '.join(report.excluded)}"
+            f"Left out of the means (no positives in {scored_on}): {', '.join(report.excluded)}"
         )
     if report.groups:
         console.print(f"Groups: {report.groups.description}.")
         for name in GROUPS:
             means = ", ".join(f"m{m} {value(f'm{m}_{name}')}" for m in ("AP", "AUC", "F1"))
             console.print(f"  {name:<6} {means}")
+        if untrained := report.groups.without_positives:
+            console.print(
+                f"  {NO_POSITIVES:<6} no training positives, left out of the group means: "
+                f"{', '.join(untrained)}",
+                highlight=False,
+            )
 
 
 @dataclass(frozen=True)
@@ -432,7 +450,7 @@ def print_comparison(console: Console, frame: pd.DataFrame, notes: Sequence[str]
         table.add_column(column, justify="right" if column in COMPARED else "left")
     for _, row in frame.iterrows():
         table.add_row(*_cells(row))
-    console.print(table)
+    print_table(console, table)
     header, rows = _differences(frame)
     if rows:
         paired = Table(title=_differences_title(frame))
@@ -440,7 +458,7 @@ def print_comparison(console: Console, frame: pd.DataFrame, notes: Sequence[str]
             paired.add_column(column, justify="left" if column == "run" else "right")
         for cells in rows:
             paired.add_row(*cells)
-        console.print(paired)
+        print_table(console, paired)
     for line in _group_lines(frame) + list(notes):
         console.print(line, highlight=False)
 

@@ -180,7 +180,7 @@ def check_output_file(path: Path | str) -> None:
     path = Path(path)
     if path.is_dir():
         raise CxrltError(
-            f"--out {path} is a folder: give a file's path (e.g. {path / 'submission.csv'})."
+            f"--out {path} is a folder: give a file's path (a new name, or a file to replace)."
         )
     _check_writable(path, path.parent)
 

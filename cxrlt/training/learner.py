@@ -16,6 +16,7 @@ from cxrlt.model.network import CXRClassifier, backbone_head_splitter
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec, parse_spec
 from cxrlt.training.optim import fused_adam
+from cxrlt.training.progress import EpochLines, stdout_is_terminal
 
 
 def _to_numpy_map(logits, targets) -> float:  # noqa: ANN001 - fastai passes tensors
@@ -63,7 +64,8 @@ def cxr_learner(
     setting when given. The resolved specs are kept in ``learn.specs`` so a run directory
     can record them. The optimiser is fastai's
     Adam stepped by torch's fused kernel (:mod:`cxrlt.training.optim`) unless ``opt_func``
-    says otherwise.
+    says otherwise. When stdout is no terminal, progress is one line per epoch
+    (:mod:`cxrlt.training.progress`) instead of fastai's bars.
     """
     arch_spec = parse_spec(arch)
     if pretrained is not None:
@@ -78,9 +80,17 @@ def cxr_learner(
     loss_func = specs["loss"].build(class_counts=dls.class_counts.tolist(), n_items=dls.n_train)
     learner_kwargs.setdefault("metrics", [macro_ap_metric()])
     learner_kwargs.setdefault("opt_func", fused_adam)
-    learner_kwargs["cbs"] = [*loss_callbacks(loss_func), *listify(learner_kwargs.get("cbs"))]
+    # first of the given callbacks, so that it holds the logger before the run log chains to it
+    lines = [] if stdout_is_terminal() else [EpochLines()]
+    learner_kwargs["cbs"] = [
+        *lines,
+        *loss_callbacks(loss_func),
+        *listify(learner_kwargs.get("cbs")),
+    ]
     learn = Learner(
         dls, model, loss_func=loss_func, splitter=backbone_head_splitter, **learner_kwargs
     )
+    if lines:
+        learn.remove_cb(learn.progress)  # fastai's bars, which the lines replace
     learn.specs = {**dls.specs, **specs}
     return learn

@@ -106,6 +106,8 @@ class FocalLoss(BCELoss):
         super().__init__()
         if alpha is not None and not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1] (or None: off), got {alpha}")
+        if gamma < 0:
+            raise ValueError(f"gamma must be at least 0 (0: plain BCE), got {gamma}")
         self.gamma, self.alpha = gamma, alpha
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
