@@ -24,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# In a log (stdout no terminal) a message stays on one line, so it can be searched; in a
+# terminal rich wraps it at the terminal's width.
+console = Console(soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True)
 _ERROR = ("Error: ", "bold red")
 
