@@ -121,6 +121,11 @@ def check_options(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolv
     """Every number and name of ``options``, and every part of the run built once on stand-in
     inputs (:mod:`cxrlt.preflight`), before any work; returns as :func:`check_specs`."""
     check_numbers(options)
+    return rehearsed_specs(options)
+
+
+def rehearsed_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
+    """As :func:`check_specs`, every part then built once on stand-in inputs."""
     specs, steps = check_specs(options)
     rehearse(specs, steps, options.epochs)
     return specs, steps
@@ -185,20 +190,23 @@ def run(
     ``torchrun``/``accelerate launch`` every process trains and the first writes the run.
     Ctrl-C stops with the command that continues the run (:class:`CxrltInterrupted`).
     """
-    console = console or Console()
+    from cxrlt.outputs.run_dir import RunDir
     from cxrlt.training import distributed
+
+    console = console or Console()
 
     check_numbers(options)
     device = distributed.setup_device(pick_device(options.device))
     main = distributed.is_main_process()
     out = Path(distributed.broadcast_from_main(options.out or default_out()))
-    if main:
-        check_paths(options, out, resume=resume)
-    specs, post = check_options(options)
+    check_paths(options, out, resume=resume)  # every rank: one that stops alone would hang
+    specs, post = rehearsed_specs(options)
+    run_dir = RunDir(out, check=False)  # checked: check_paths
     try:
-        return _run(options, specs, post, console, out, device, main, resume=resume)
+        return _run(options, specs, post, console, run_dir, device, main, resume=resume)
     except KeyboardInterrupt:
-        raise CxrltInterrupted(_interrupted_advice(out, options)) from None
+        ours = resume or run_dir.started  # else the folder may hold the run --overwrite keeps
+        raise CxrltInterrupted(_interrupted_advice(out, options, ours=ours)) from None
 
 
 def _run(
@@ -206,27 +214,26 @@ def _run(
     specs: dict[str, Resolved],
     post: list[Resolved],
     console: Console,
-    out: Path,
+    run_dir: Any,
     device: Any,
     main: bool,
     *,
     resume: bool,
 ) -> tuple[Any, Any]:
     from cxrlt.outputs.report import print_data_summary
-    from cxrlt.outputs.run_dir import LAST_WEIGHTS, SPLIT, RunDir
+    from cxrlt.outputs.run_dir import LAST_WEIGHTS, SPLIT
     from cxrlt.training import distributed
 
     if not main:
         console = Console(quiet=True)
     if head_note := choose_head(specs["loss"], options.head)[1]:
         console.print(head_note, markup=False)
-    run_dir = RunDir(out, overwrite=options.overwrite or resume, check=main)
-    checkpoint = _load_resume_state(run_dir, console, options.epochs) if resume else None
+    checkpoint = _load_resume_state(run_dir, console, options) if resume else None
     base = _base_run(options.from_run) if options.from_run else None
     seed_run(options.seed, device)
     dls = run_dataloaders(options, specs, device)
     print_data_summary(console, dls)
-    test_images = _decode_test_images(options, dls) if main else None
+    test_images = _decode_test_images(options, dls)  # every rank: the cache is shared
     halves = split_halves(dls, options.seed)
     if base is not None:
         _check_same_split(base, dls.split_table(halves))
@@ -273,10 +280,14 @@ def _run(
         report = _evaluate_and_write(
             options, specs, learn, dls, run_dir, console, branches, halves, selection, test_images
         )
+        if post or base is not None:  # else the trained weights, written already, are these
+            for name, model in _weights_files(branches).items():
+                run_dir.write_weights(model, name)
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - every late failure keeps the trained model
-        raise CxrltError(_late_failure_advice(error, out, options, trained=base is None)) from error
+        advice = _late_failure_advice(error, run_dir, options, trained=base is None)
+        raise CxrltError(advice) from error
     config = _config(options, specs, every_post, dls, device, status="complete")
     config["training"] = training
     config["selection"] = selection
@@ -306,17 +317,15 @@ def _mark_trained(
 ) -> None:
     """Write the trained models (per role, as ``--select`` chose) and mark the run trained,
     before post-training, calibration, evaluation or the submission can fail: ``--resume``
-    and ``--from-run`` then go on from these weights without training again."""
-    import copy
-
+    and ``--from-run`` then go on from these weights without training again. A chosen
+    epoch's weights are written from its saved state, with no copy of the model."""
     starts = _epoch_starts(options.select, epochs)
     files = _role_files(starts)
     for name, role in {name: role for role, name in files.items()}.items():
-        model = learn.model
-        if starts[role] != epochs.epochs_done:
-            model = copy.deepcopy(learn.model)
-            model.load_state_dict(epochs.epoch_state(starts[role]))
-        run_dir.write_weights(model, name)
+        if starts[role] == epochs.epochs_done:
+            run_dir.write_weights(learn.model, name)
+        else:
+            run_dir.write_state(epochs.epoch_state(starts[role]), name)
     config = _config(options, specs, [], dls, device, status=TRAINED)
     config["training"] = training
     config["selection"] = {"protocol": options.select, "starts": starts, "weights": files}
@@ -336,19 +345,24 @@ def _role_files(keys: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _resume_command(out: Path, options: RunOptions | None = None) -> str:
-    post = f" --post {shlex.quote(options.post)}" if options and options.post else ""
-    return f"cxrlt run --resume {shlex.quote(str(out))}{post}"
+def _resume_command(out: Path) -> str:
+    return f"cxrlt run --resume {shlex.quote(str(out))}"
 
 
-def _interrupted_advice(out: Path, options: RunOptions) -> str:
-    """Where Ctrl-C stopped the run and the exact command that continues it."""
-    from cxrlt.outputs.run_dir import CONFIG, LOG
+def _interrupted_advice(out: Path, options: RunOptions, *, ours: bool) -> str:
+    """Where Ctrl-C stopped the run and the exact command that continues it; ``ours``: the
+    folder holds this run (not yet the one ``--overwrite`` would have replaced)."""
+    from cxrlt.outputs.run_dir import LOG
 
-    if not (out / CONFIG).is_file():
+    if not ours:
         return (
             "Interrupted before training started; nothing was written to the run folder (the "
             "image cache keeps the images decoded so far). Run the same command again."
+        )
+    if options.from_run:
+        return (
+            f"Interrupted while post-training the model of {options.from_run} (unchanged). "
+            f"Continue with: {_resume_command(out)}"
         )
     log = out / LOG
     epochs = max(0, len(log.read_text(encoding="utf-8").splitlines()) - 1) if log.is_file() else 0
@@ -358,18 +372,33 @@ def _interrupted_advice(out: Path, options: RunOptions) -> str:
     )
 
 
-def _late_failure_advice(error: Exception, out: Path, options: RunOptions, *, trained: bool) -> str:
-    """A failure after training, with how to go on without training again."""
-    from cxrlt.errors import os_error_message
+ERROR_FILE = "error.txt"  # the traceback of an unexpected late failure, for a bug report
 
+
+def _late_failure_advice(
+    error: Exception, run_dir: Any, options: RunOptions, *, trained: bool
+) -> str:
+    """A failure after training, with how to go on without training again. An unexpected
+    error (a bug, not bad input) keeps its traceback in the run folder."""
+    import traceback
+
+    from cxrlt.errors import os_error_message
+    from cxrlt.io import write_text
+
+    out = run_dir.path
     if isinstance(error, CxrltError):
         cause = str(error)
     elif isinstance(error, OSError) and (text := os_error_message(error)):
         cause = text
     else:
-        cause = f"{type(error).__name__}: {error}"
+        trace = run_dir.file(ERROR_FILE)
+        write_text(trace, "".join(traceback.format_exception(error)))
+        cause = f"{type(error).__name__}: {error} (the traceback is in {trace})."
     if not trained:
-        return f"{cause} The base run is unchanged: fix the cause, then run the command again."
+        return (
+            f"{cause} The base run {options.from_run} is unchanged: fix the cause, then continue "
+            f"with {_resume_command(out)}, or run the command again with --overwrite."
+        )
     return (
         f"{cause} Training had finished: its weights are kept in {out} (marked trained). Fix "
         f"the cause, then post-train and evaluate without training again: "
@@ -601,9 +630,9 @@ def seed_run(seed: int, device: Any) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def _load_resume_state(run_dir: Any, console: Console, epochs: int) -> dict | None:
+def _load_resume_state(run_dir: Any, console: Console, options: RunOptions) -> dict | None:
     """The checkpoint to continue from; None when the run stopped before its first epoch
-    ended (it then starts training afresh in its own folder)."""
+    ended (it then starts training afresh in its own folder) or never trains (--from-run)."""
     from cxrlt.outputs.run_dir import METRICS
     from cxrlt.training.checkpoint import CHECKPOINT, load_checkpoint
 
@@ -615,9 +644,13 @@ def _load_resume_state(run_dir: Any, console: Console, epochs: int) -> dict | No
                 f"with --out {run_dir.path} --overwrite, or post-train its model differently "
                 f"with --from-run {run_dir.path} --post STEPS --out NEW_FOLDER."
             )
-        console.print(f"{run_dir.path} stopped before its first epoch ended: training afresh.")
+        if options.from_run:
+            console.print(f"Post-training the model of {options.from_run} again.")
+        else:
+            console.print(f"{run_dir.path} stopped before its first epoch ended: training afresh.")
         return None
     state = load_checkpoint(run_dir.path)
+    epochs = options.epochs
     if state["n_epoch"] != epochs:
         raise CxrltError(
             f"The checkpoint in {run_dir.path} belongs to a {state['n_epoch']}-epoch run, its "
@@ -706,8 +739,7 @@ def _evaluate_and_write(
     """Calibrate on held-out halves of the validation split, evaluate, write the run's
     results, and a submission when there are test images.
 
-    Each half is reported with the logits of the model chosen on the other half; the weights
-    of every model are written first, so a calibration that fails keeps them.
+    Each half is reported with the logits of the model chosen on the other half.
     """
     import numpy as np
 
@@ -718,8 +750,6 @@ def _evaluate_and_write(
     from cxrlt.prediction import numpy_activation
 
     targets = dls.data.labels[dls.is_valid].astype(np.float32)
-    for name, model in _weights_files(branches).items():
-        run_dir.write_weights(model, name)
     logits = cross_fitted([branches[role].logits for role in ROLES[:-1]], halves)
     activation = numpy_activation(learn.loss_func)
 

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
 
-# The smallest inputs each hook takes: two classes, one of them rare, among ten images.
-_STAND_IN_COUNTS = [8, 2]
-_STAND_IN_ITEMS = 10
+# Inputs as small as each hook takes, with more classes than any data set has, so that a
+# parameter bounded by the class count (ml-decoder's n_groups) is not refused here: a long
+# tail of 1000 classes among 2000 images, every class present.
+_STAND_IN_CLASSES = 1000
+_STAND_IN_ITEMS = 2000
 _STAND_IN_FEATURES = 8
 
 
@@ -68,19 +70,37 @@ def check_numbers(options: RunOptions) -> None:
 def rehearse(specs: dict[str, Resolved], steps: Iterable[Resolved], epochs: int) -> None:
     """Build every part of the run once on stand-in inputs, so that a value its constructor
     refuses (``ldam:s=-1``, ``platt:C=0``) or a deferred re-weighting that would never
-    start stops the run now."""
+    start stops the run now.
+
+    Only the user's mistakes stop here (:class:`CxrltError`, and the ``ValueError`` a
+    constructor raises, which the registry turns into one); any other exception of a
+    part on stand-ins (a plugin that needs real data) is left for the real build to raise.
+    """
     import numpy as np
 
-    loss = specs["loss"].build(class_counts=_STAND_IN_COUNTS, n_items=_STAND_IN_ITEMS)
-    check_reweighting_start(loss.callbacks() if hasattr(loss, "callbacks") else [], epochs)
-    labels = np.zeros((_STAND_IN_ITEMS, len(_STAND_IN_COUNTS)), np.uint8)
-    labels[:, 0], labels[0, 1] = 1, 1
-    specs["sampler"].build(labels=labels)
-    specs["head"].build(in_features=_STAND_IN_FEATURES, n_classes=len(_STAND_IN_COUNTS))
-    build_on_meta(specs["arch"])
+    labels = np.zeros((_STAND_IN_ITEMS, _STAND_IN_CLASSES), np.uint8)
+    labels[np.arange(_STAND_IN_ITEMS), np.arange(_STAND_IN_ITEMS) % _STAND_IN_CLASSES] = 1
+    labels[: _STAND_IN_ITEMS // 2, 0] = 1  # one frequent class, the rest rare
+    counts = labels.sum(axis=0).tolist()
+    loss = _tried(specs["loss"].build, class_counts=counts, n_items=_STAND_IN_ITEMS)
+    if loss is not None:
+        check_reweighting_start(getattr(loss, "callbacks", list)(), epochs)
+    _tried(specs["sampler"].build, labels=labels)
+    _tried(specs["head"].build, in_features=_STAND_IN_FEATURES, n_classes=_STAND_IN_CLASSES)
+    _tried(build_on_meta, specs["arch"])
     for part in (*steps, specs.get("calibrator"), specs.get("thresholds")):
         if part is not None:
-            part.build()
+            _tried(part.build)
+
+
+def _tried(build: Any, *args: Any, **kwargs: Any) -> Any:
+    """``build(...)``; None when it fails other than by a user's mistake (see rehearse)."""
+    try:
+        return build(*args, **kwargs)
+    except CxrltError:
+        raise
+    except Exception:  # noqa: BLE001 - the real build, on real inputs, reports it
+        return None
 
 
 def build_on_meta(arch: Resolved) -> Any:
@@ -112,6 +132,11 @@ def check_paths(options: RunOptions, out: Path, *, resume: bool) -> None:
     from cxrlt.io import cache_dir
     from cxrlt.outputs.run_dir import check_run_folder
 
+    if options.from_run and _inside(out, Path(options.from_run)):
+        raise CxrltError(
+            f"--out {out} is inside the run --from-run {options.from_run} reads its model from: "
+            "choose a new folder for the post-trained run."
+        )
     if options.data is not None and not Path(options.data).exists():
         raise CxrltError(
             f"--data {options.data} does not exist: give the folder that holds the data set's "
@@ -119,3 +144,7 @@ def check_paths(options: RunOptions, out: Path, *, resume: bool) -> None:
         )
     check_run_folder(out, overwrite=options.overwrite or resume)
     check_cache_writable(cache_dir())
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve() == folder.resolve() or path.resolve().is_relative_to(folder.resolve())

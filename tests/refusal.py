@@ -1,8 +1,9 @@
 """The bad-input battery's one assertion: a refused command exits with code 2, shows no
 traceback, names the problem and its fix, and leaves no partial output behind.
 
-Every ``tests/test_bad_input*.py`` case goes through :func:`refused`, so the battery can be
-counted (``pytest --collect-only -q tests -k bad_input``) and holds one standard.
+The CLI cases of ``tests/test_bad_input_*.py`` go through :func:`refused`, so they hold one
+standard and can be counted (``grep -c`` of the cases collected there); ``test_bad_input.py``
+checks the data layer's messages directly.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ every part's values (built once on stand-ins), the paths written to."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cxrlt import pipeline
@@ -59,9 +61,12 @@ def test_numbers_out_of_range(tmp_path, option, value, fragments):
         (["--sampler", "repeat-factor:t=0"], ["repeat-factor needs t > 0"]),
         (["--head", "csra:heads=3"], ["'heads' of the head 'csra' must be", "got 3"]),
         (["--head", "csra:lam=-1"], ["csra lam", "must be >= 0"]),
-        (["--post", "platt:C=0"], ["platt"]),
+        (["--post", "platt:C=0"], ["'platt:C=0' cannot be built: C must be > 0, got 0"]),
         (["--arch", "resnet18:weights=/no/such/file.safetensors"], ["does not exist"]),
-        (["--arch", "resnet18:drop_path_rate=oops"], ["drop_path_rate"]),
+        (
+            ["--arch", "resnet18:drop_path_rate=oops"],
+            ["'drop_path_rate' of the backbone 'resnet18' must be float, got 'oops'", "Accepted:"],
+        ),
         (["--device", "tpu"], ["--device 'tpu' is not a device", "use auto, cpu, cuda"]),
     ],
 )
@@ -77,6 +82,31 @@ def test_a_large_backbone_is_checked_without_allocating_it():
     parameters = list(model.parameters())
     assert {p.device.type for p in parameters} == {"meta"}
     assert sum(p.numel() for p in parameters) > 190_000_000
+
+
+def test_from_run_into_its_own_folder(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    options = {"dataset": "synthetic:n_images=160,size=32", "size": 32}
+    config = {"cxrlt_version": "0.1", "status": "complete", "options": options}
+    (base / "config.json").write_text(json.dumps(config))
+    (base / "model.safetensors").write_bytes(b"weights")
+    refused(
+        ["run", "--from-run", base, "--post", "temp-scale", "--out", base / "again"],
+        "is inside the run --from-run",
+        "choose a new folder",
+        untouched=[base],
+    )
+
+
+def test_values_bounded_by_the_class_count_are_left_to_the_real_build():
+    """The stand-ins have more classes than any data set, so a head's n_groups that is
+    right for the real data is not refused before it is read."""
+    options = pipeline.RunOptions(
+        dataset="synthetic:n_images=160,size=32", head="ml-decoder:n_groups=10"
+    )
+    specs, _ = pipeline.check_options(options)
+    assert specs["head"].params["n_groups"] == 10
 
 
 def test_data_folder_that_does_not_exist(tmp_path):

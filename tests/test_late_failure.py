@@ -23,7 +23,7 @@ def status(out) -> str:
 
 @pytest.fixture(scope="module")
 def failed_after_training(tmp_path_factory):
-    """A 2-epoch run whose calibration fails once training is done."""
+    """A 2-epoch run whose calibration fails once training and tau-norm are done."""
     out = tmp_path_factory.mktemp("late") / "run"
     mp = pytest.MonkeyPatch()
 
@@ -33,8 +33,9 @@ def failed_after_training(tmp_path_factory):
     mp.setattr(held_out, "fit_held_out", broken)
     try:
         output = refused(
-            ["run", *TINY, "--epochs", "2", "--post", "temp-scale", "--out", out],
-            "calibration blew up",
+            ["run", *TINY, "--epochs", "2", "--post", "tau-norm,temp-scale", "--out", out],
+            "ValueError: calibration blew up",
+            f"the traceback is in {out / 'error.txt'}",
             "Training had finished: its weights are kept in",
             f"cxrlt run --resume {out}",
             f"cxrlt run --from-run {out}",
@@ -50,6 +51,7 @@ def test_a_late_failure_keeps_the_trained_model(failed_after_training):
     config = json.loads((out / CONFIG).read_text())
     assert config["training"]["epochs_done"] == 2 and config["post"] == []
     assert (out / WEIGHTS).is_file() and (out / LOG).is_file()
+    assert "calibration blew up" in (out / "error.txt").read_text()  # for a bug report
 
 
 def test_resume_post_trains_the_kept_model_without_training_again(failed_after_training, tmp_path):
@@ -66,13 +68,17 @@ def test_resume_post_trains_the_kept_model_without_training_again(failed_after_t
 
 
 def test_from_run_accepts_a_run_that_failed_after_training(failed_after_training, tmp_path):
+    """Its weights are the trained ones (tau-norm, done before the failure, was not kept),
+    so a post-training step that changes weights applies once."""
     out, _ = failed_after_training
     new = tmp_path / "post"
     result = CliRunner().invoke(
-        app, ["run", "--from-run", str(out), "--post", "temp-scale", "--out", str(new)]
+        app, ["run", "--from-run", str(out), "--post", "tau-norm", "--out", str(new)]
     )
     assert result.exit_code == 0, result.output
     assert "no training" in flat(result.output) and status(new) == "complete"
+    config = json.loads((new / CONFIG).read_text())
+    assert [step["name"] for step in config["post"]] == ["tau-norm"]
 
 
 def test_resume_takes_no_other_option_than_post(failed_after_training):
@@ -103,6 +109,23 @@ def test_ctrl_c_during_training_prints_the_resume_command(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["run", "--resume", str(out)])
     assert result.exit_code == 0, result.output
     assert status(out) == "complete"
+
+
+def test_ctrl_c_before_an_overwriting_run_started_keeps_the_old_run(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", *TINY, "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_dataloaders", interrupted)
+    refused(
+        ["run", *TINY, "--epochs", "1", "--out", out, "--overwrite"],
+        "Interrupted before training started; nothing was written",
+        code=130,
+        untouched=[out],
+    )
 
 
 def test_ctrl_c_before_training_says_nothing_was_written(tmp_path, monkeypatch):

@@ -43,13 +43,16 @@ class RunDir:
 
     def __init__(self, path: Path | str, *, overwrite: bool = False, check: bool = True) -> None:
         self.path = Path(path)
+        self.started = False  # whether start() has cleared the folder for this run
         if check:
             check_run_folder(self.path, overwrite=overwrite)
 
     def start(self) -> RunDir:
-        """A new run begins here: remove every file of the run the folder held (``--overwrite``
-        let it stay until now), so that no stale submission.csv, weights or plots sit beside
-        the new model. Call once every check has passed, not when resuming."""
+        """A new run begins here: remove everything in the folder of the run it held
+        (``--overwrite`` let it stay until now; the whole folder is the run's), so that no
+        stale submission.csv, weights or plots sit beside the new model. Call once every check
+        has passed, not when resuming."""
+        self.started = True
         if holds_run(self.path):
             entries = sorted(self.path.iterdir(), key=lambda entry: entry.name == CONFIG)
             for entry in entries:  # config.json last: a clear cut short is still a run's folder
@@ -74,6 +77,16 @@ class RunDir:
 
         with atomic_path(self.file(name)) as tmp:
             save_model(model, str(tmp))
+        return self.file(name)
+
+    def write_state(self, state: dict[str, Any], name: str) -> Path:
+        """A state dict as safetensors, without building a model for it (each tensor its own
+        copy: safetensors refuses tensors that share memory)."""
+        from safetensors.torch import save_file
+
+        tensors = {key: value.detach().clone().contiguous() for key, value in state.items()}
+        with atomic_path(self.file(name)) as tmp:
+            save_file(tensors, str(tmp))
         return self.file(name)
 
     def read_config(self) -> dict[str, Any]:
