@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import platform
 import shlex
 from dataclasses import dataclass
@@ -101,9 +102,13 @@ def split_post(post: str) -> tuple[list[Resolved], Resolved | None, Resolved | N
     for spec in parse_specs(post) if post.strip() else []:
         kinds = [kind for kind in POST_KINDS if spec.name in registry(kind)]
         if not kinds:
+            names = [entry.name for kind in POST_KINDS for entry in registry(kind).entries]
+            close = difflib.get_close_matches(spec.name, names, n=3, cutoff=0.6)
+            hint = f" Closest: {', '.join(close)}." if close else ""
             raise CxrltError(
                 f"--post {spec.name!r} is no post-training step, calibrator or threshold "
-                "policy: see `cxrlt list post`, `cxrlt list calibrators`, `cxrlt list thresholds`."
+                f"policy.{hint} See `cxrlt list post`, `cxrlt list calibrators`, "
+                "`cxrlt list thresholds`."
             )
         kind = kinds[0]
         if POST_KINDS.index(kind) < last or (kind != "post" and found[kind]):
@@ -235,17 +240,17 @@ def _run(
     print_data_summary(console, dls)
     test_images = _decode_test_images(options, dls)  # every rank: the cache is shared
     halves = split_halves(dls, options.seed)
-    if base is not None:
+    if base is not None:  # its weights loaded before anything is written: a bad file stops here
         _check_same_split(base, dls.split_table(halves))
+        learn = _trained_learner(options, specs, dls, device, run_dir, base)
+    every_post = (base.post if base else []) + post  # what the saved model went through
     if main:
         if not resume:
             run_dir.start()  # what --overwrite replaces goes only now, every check passed
+        run_dir.write_config(_config(options, specs, every_post, dls, device, status="training"))
         run_dir.write_table(SPLIT, dls.split_table(halves))
         if len(dls.skipped):
             run_dir.write_table("skipped.csv", dls.skipped)
-    every_post = (base.post if base else []) + post  # what the saved model went through
-    if main:
-        run_dir.write_config(_config(options, specs, every_post, dls, device, status="training"))
     if base is None:
         learn, epochs = train_and_checkpoint(
             options, specs, dls, device, run_dir, checkpoint, main, halves
@@ -258,7 +263,7 @@ def _run(
                 run_dir.write_weights(learn.model, LAST_WEIGHTS)  # the last epoch's first
             _mark_trained(options, specs, dls, device, run_dir, learn, epochs, training)
     else:
-        learn, epochs = _trained_learner(options, specs, dls, device, run_dir, base), None
+        epochs = None
         training = {**base.config.get("training", {}), "from_run": options.from_run}
         starts = {role: base.weights[role] for role in ROLES}
         state_of = _base_weights(base)
@@ -425,10 +430,14 @@ class BaseRun:
 
 
 def _base_run(path: str) -> BaseRun:
+    from cxrlt.outputs.run_dir import check_weights
     from cxrlt.prediction import complete_run, post_steps
 
     run_dir, config = complete_run(path, trained=True)
-    return BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
+    base = BaseRun(run_dir.path, config, [resolve("post", step) for step in post_steps(config)])
+    for name in set(base.weights.values()):
+        check_weights(base.path / name)
+    return base
 
 
 @dataclass
@@ -489,9 +498,9 @@ def _check_same_split(base: BaseRun, split: Any) -> None:
 
 
 def _base_weights(base: BaseRun) -> Any:
-    from safetensors.torch import load_file
+    from cxrlt.outputs.run_dir import read_weights
 
-    return lambda name: load_file(str(base.path / name))
+    return lambda name: read_weights(base.path / name)
 
 
 def build_branches(
@@ -570,8 +579,7 @@ def _trained_learner(
 ) -> Any:
     """A learner holding the base run's model (its post steps' structure, its weights), with
     the callbacks that shape a batch, ready for more post-training steps."""
-    from safetensors.torch import load_model
-
+    from cxrlt.outputs.run_dir import load_weights
     from cxrlt.post import rebuild
     from cxrlt.prediction import backbone_without_weights
     from cxrlt.training.guards import StopOnNonFiniteLoss
@@ -593,7 +601,7 @@ def _trained_learner(
         cbs=[StopOnNonFiniteLoss(), *step_callbacks(options, device)],
     )
     learn.model = rebuild(learn.model, [step.spec for step in base.post], dls.classes)
-    load_model(learn.model, str(base.path / base.weights[KEPT]))
+    load_weights(learn.model, base.path / base.weights[KEPT])
     learn.model.to(device)
     return learn
 
@@ -699,6 +707,9 @@ def train_and_checkpoint(
     try:
         with distributed.distributed(learn, device):
             learn.fit_one_cycle(options.epochs, lr)
+    except KeyboardInterrupt:
+        epochs.wait()  # the last finished epoch's checkpoint, being written, is kept whole
+        raise
     except NonFiniteLoss as error:
         kept = (
             f" The checkpoint after epoch {epochs.epochs_done} is kept in {run_dir.path}."

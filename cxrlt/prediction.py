@@ -19,7 +19,7 @@ from torch import nn
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import read_json
-from cxrlt.outputs.run_dir import CALIBRATION, WEIGHTS, RunDir
+from cxrlt.outputs.run_dir import CALIBRATION, WEIGHTS, RunDir, load_weights
 from cxrlt.registry import resolve
 from cxrlt.spec import Spec, parse_spec
 
@@ -146,8 +146,6 @@ def post_steps(config: dict[str, Any]) -> list[str]:
 
 def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun:
     """Rebuild a complete run's model, loss and calibrator from its directory."""
-    from safetensors.torch import load_model
-
     from cxrlt.calibration.calibrators import calibrator_from_state
     from cxrlt.post import rebuild
     from cxrlt.training.learner import build_model
@@ -160,7 +158,7 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
         len(data["classes"]),
     )
     model = rebuild(model, post_steps(config), data["classes"])
-    load_model(model, str(run_dir.file(WEIGHTS)))
+    load_weights(model, run_dir.file(WEIGHTS))
     device = torch.device(device)
     loss = resolve("losses", specs["loss"]["spec"]).build(
         class_counts=data["train_counts"], n_items=data["n_train"]

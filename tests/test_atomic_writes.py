@@ -171,7 +171,7 @@ def test_start_leaves_a_folder_without_a_run_as_it_is(tmp_path):
     folder.mkdir()
     (folder / "console.txt").write_text("output of the cell")
     before = snapshot(folder)
-    RunDir(folder).start()
+    RunDir(folder, check=False).start()
     RunDir(tmp_path / "new").start()
     assert snapshot(folder) == before and not (tmp_path / "new").exists()
 
@@ -220,10 +220,16 @@ def test_check_run_folder_accepts_what_a_run_may_use(tmp_path):
     (tmp_path / "empty").mkdir()
     check_run_folder(tmp_path / "empty", overwrite=True)
     check_run_folder(fake_run(tmp_path / "run"), overwrite=True)
-    (tmp_path / "cell").mkdir()
-    (tmp_path / "cell" / "console.txt").write_text("a sweep writes this first")
-    check_run_folder(tmp_path / "cell", overwrite=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cell", "empty", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "run"]
+
+
+def test_check_run_folder_refuses_a_folder_of_other_files(tmp_path):
+    """A run written among the user's files would have them cleared by a later --overwrite."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("important")
+    for overwrite in (False, True):
+        with pytest.raises(CxrltError, match="holds files and no run"):
+            check_run_folder(tmp_path / "mine", overwrite=overwrite)
 
 
 def test_check_output_file(tmp_path):

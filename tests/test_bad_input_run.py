@@ -67,6 +67,10 @@ def test_numbers_out_of_range(tmp_path, option, value, fragments):
             ["--arch", "resnet18:drop_path_rate=oops"],
             ["'drop_path_rate' of the backbone 'resnet18' must be float, got 'oops'", "Accepted:"],
         ),
+        (
+            ["--post", "crt,tta,temp-scael"],
+            ["'temp-scael' is no post-training step", "Closest: temp-scale"],
+        ),
         (["--device", "tpu"], ["--device 'tpu' is not a device", "use auto, cpu, cuda"]),
     ],
 )
@@ -125,12 +129,14 @@ def test_out_is_a_file(tmp_path):
     refused(["run", *TINY, "--out", out], "is a file, not a folder", untouched=[out])
 
 
-def test_out_is_a_folder_of_other_files(tmp_path):
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_out_is_a_folder_of_other_files(tmp_path, overwrite):
+    """Written among the user's files, a run would have them cleared by a later --overwrite."""
     out = tmp_path / "photos"
     out.mkdir()
     (out / "cat.jpg").write_bytes(b"\xff\xd8")
     refused(
-        ["run", *TINY, "--out", out, "--overwrite"],
+        ["run", *TINY, "--out", out, *overwrite],
         "holds files and no run (no config.json)",
         "choose a new or empty folder",
         untouched=[out],

@@ -163,8 +163,8 @@ def holds_run(path: Path) -> bool:
 def check_run_folder(path: Path | str, *, overwrite: bool) -> None:
     """Refuse, before any work, an ``--out`` that cannot become a run's folder: a file, a run
     kept without ``overwrite``, a config.json cxrlt did not write, a non-empty folder holding
-    no run to overwrite (``--overwrite`` clears only a run's files), a place that is not
-    writable. Creates nothing."""
+    no run (a run would mix its files with the user's, which ``--overwrite`` would later
+    clear), a place that is not writable. Creates nothing."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CxrltError(f"--out {path} is a file, not a folder: give the path of a folder.")
@@ -179,10 +179,10 @@ def check_run_folder(path: Path | str, *, overwrite: bool) -> None:
             f"{path / CONFIG} was not written by cxrlt, so it is no run's config: cxrlt neither "
             "replaces it nor clears the folder. Choose another folder for --out."
         )
-    elif overwrite and path.is_dir() and any(path.iterdir()):
+    elif path.is_dir() and any(path.iterdir()):
         raise CxrltError(
-            f"--overwrite replaces a run, but {path} holds files and no run (no config.json), "
-            "so cxrlt does not clear it: choose a new or empty folder for --out."
+            f"--out {path} holds files and no run (no config.json), so cxrlt neither writes "
+            "among them nor clears them: choose a new or empty folder for --out."
         )
     _check_writable(path, path)
 
@@ -215,3 +215,52 @@ def _check_writable(out: Path, folder: Path) -> None:
             f"--out {out} cannot be written: {existing} is not writable ({error.strerror}). "
             "Choose --out in a folder you may write to, or make that folder writable."
         ) from None
+
+
+def load_weights(model: Any, path: Path) -> Any:
+    """Load a run's safetensors weights into ``model``; a damaged file, or one whose tensors
+    are not this model's, is a :class:`CxrltError` naming it."""
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(path))
+    except FileNotFoundError:
+        raise CxrltError(f"{path} is missing: the run folder is incomplete.") from None
+    except Exception as error:  # noqa: BLE001 - safetensors and torch raise their own kinds
+        raise CxrltError(_damaged(path, error)) from None
+    return model
+
+
+def read_weights(path: Path) -> dict[str, Any]:
+    """A run's safetensors weights as a state dict (see :func:`load_weights`)."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise CxrltError(f"{path} is missing: the run folder is incomplete.") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own kinds
+        raise CxrltError(_damaged(path, error)) from None
+
+
+def check_weights(path: Path) -> None:
+    """Read only the header of a safetensors file: a truncated or foreign file stops here,
+    before any work, rather than when the weights are loaded."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            file.keys()
+    except FileNotFoundError:
+        raise CxrltError(f"{path} is missing: the run folder is incomplete.") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own kinds
+        raise CxrltError(_damaged(path, error)) from None
+
+
+def _damaged(path: Path, error: Exception) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"{path} cannot be read as this run's weights ({first[:200]}): the file is damaged "
+        "(cut off by a full disk or a copy?) or belongs to another model. Restore it from "
+        "where the run was made, or train the run again."
+    )
