@@ -190,6 +190,17 @@ class Sweep:
             if cell.seed == self.seeds[0]:  # the seed changes no name or number
                 check_options(self.cell_options(cell))
 
+    def require_collectable(self) -> None:
+        """Stop unless the folder holds a sweep with a complete cell of this grid: collecting
+        runs nothing, so it must not leave empty tables (or a manifest) where no sweep ran."""
+        read_manifest(self.folder)
+        if not any(cell_state(self.path(cell)) == "complete" for cell in self.cells):
+            raise CxrltError(
+                f"The sweep {self.folder} has no complete cell of this grid yet, so --collect "
+                "has nothing to tabulate: run the sweep first (the same command without "
+                "--collect, or the commands of --print-commands), or give the grid it ran."
+            )
+
     def command(self, cell: Cell) -> str:
         """The standalone ``cxrlt run`` command of ``cell``."""
         options = self.cell_options(cell)
@@ -311,9 +322,15 @@ def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeli
 
 
 def read_manifest(folder: Path | str) -> dict[str, Any]:
+    """The grid and cells a sweep folder's manifest holds; a folder without one stops."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise CxrltError(f"{folder} holds no sweep ({MANIFEST} is missing): run `cxrlt sweep`.")
+        raise CxrltError(
+            f"{folder} holds no sweep: a sweep folder holds the manifest {MANIFEST} (written "
+            "when `cxrlt sweep` starts or prints its commands) beside one folder per cell, and "
+            f"{path} {'is missing' if not path.exists() else 'is not a file'}. Give the "
+            "sweep's folder (the --out it ran with), or run the sweep first."
+        )
     return read_json(path)
 
 

@@ -182,8 +182,8 @@ def test_prepare_refuses_a_cache_larger_than_the_free_space(data, cache, small_d
         ["prepare", "--dataset", "cxr-lt-2026", "--data", data, "--size", "512"],
         "Not enough disk space for the image cache: 80 images at 512x512 px need 84.0 MiB",
         "only 1.0 MiB are free there",
-        "use a smaller --size, free some space, or set CXRLT_CACHE_DIR to a folder on a larger "
-        "disk",
+        "a smaller --size would not make it fit (the margin of 64.0 MiB does not shrink with "
+        "it): free some space, or set CXRLT_CACHE_DIR to a folder on a larger disk",
         absent=[cache / "images"],
     )
 
@@ -195,6 +195,6 @@ def test_run_refuses_a_cache_larger_than_the_free_space_before_decoding(
     refused(
         ["run", "--dataset", "cxr-lt-2026", "--data", data, *RUN, "--out", out],
         "Not enough disk space for the image cache: 80 images at 32x32 px",
-        "use a smaller --size",
+        "a smaller --size would not make it fit",
         absent=[cache / "images", out],
     )

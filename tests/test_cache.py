@@ -380,7 +380,7 @@ def test_a_disk_that_fills_up_while_decoding_stops_clearly_and_the_rerun_continu
         prepare(pngs, folder=folder)
     message = str(info.value)
     assert f"The disk filled up while writing the image cache in {folder}" in message
-    assert "need 64.0 MiB" in message and "smaller --size" in message
+    assert "need 64.0 MiB (" in message and "CXRLT_CACHE_DIR" in message
     assert "run the same command again to continue" in message
     assert cache_files(folder) == WHOLE | {".lock"}  # no temporary file left
     assert np.load(folder / "done.npy").sum() == 6

@@ -74,6 +74,8 @@ def sweep(
         device=device,
     )
     grid = Sweep.from_text(out, loss, arch, post, seeds, shared)
+    if collect:
+        grid.require_collectable()
     if print_commands or collect:
         grid.check()
         grid.save()

@@ -77,9 +77,9 @@ _COPY_ROWS = 256  # rows copied at a time from an old cache
 _INDEX_ROW_BYTES = 256  # room per row for the index and the other small files
 _SPACE_MARGIN = 64 << 20  # left free beyond the cache: the run directory and logs need some
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-_SPACE_FIX = (
-    "use a smaller --size, free some space, or set CXRLT_CACHE_DIR to a folder on a larger "
-    "disk (export CXRLT_CACHE_DIR=/path/with/space)"
+_MOVE_CACHE = (
+    "free some space, or set CXRLT_CACHE_DIR to a folder on a larger disk "
+    "(export CXRLT_CACHE_DIR=/path/with/space)"
 )
 
 
@@ -151,14 +151,38 @@ def _require_space(folder: Path, needed: int, n_images: int, size: int) -> None:
     if needed > free:
         raise CxrltError(
             f"Not enough disk space for the image cache: {n_images} images at {size}x{size} px "
-            f"need {human_bytes(needed)} in {folder}, and only {human_bytes(free)} are free "
-            f"there: {_SPACE_FIX}."
+            f"need {human_bytes(needed)} in {folder} {_space_parts(needed)}, and only "
+            f"{human_bytes(free)} are free there: {_space_advice(n_images, size, free)}."
         )
 
 
 def cache_bytes(n_images: int, size: int) -> int:
     """The disk space a cache of ``n_images`` at ``size`` px needs, with a margin."""
     return n_images * (size * size + _INDEX_ROW_BYTES) + _SPACE_MARGIN
+
+
+def _space_parts(needed: int) -> str:
+    """What the ``needed`` bytes of :func:`cache_bytes` are made of: the pixels (and index),
+    and the margin beside them, which no --size changes."""
+    return (
+        f"({human_bytes(needed - _SPACE_MARGIN)} of pixels and index, and "
+        f"{human_bytes(_SPACE_MARGIN)} kept free for the run directory and logs)"
+    )
+
+
+def _space_advice(n_images: int, size: int, free: int) -> str:
+    """What would make room: a smaller --size only when a smaller one fits in ``free`` (the
+    margin does not shrink with it), else more space or another disk."""
+    room = (free - _SPACE_MARGIN) // max(n_images, 1) - _INDEX_ROW_BYTES
+    fitting = math.isqrt(room) if room > 0 else 0
+    if fitting >= size:  # it fits now: space was freed since, or others filled it for a while
+        return _MOVE_CACHE
+    if fitting >= SIZE_RANGE[0]:
+        return f"pass --size {fitting} or smaller, {_MOVE_CACHE}"
+    return (
+        "a smaller --size would not make it fit (the margin of "
+        f"{human_bytes(_SPACE_MARGIN)} does not shrink with it): {_MOVE_CACHE}"
+    )
 
 
 def human_bytes(count: float) -> str:
@@ -259,11 +283,13 @@ def prepare_images(
         if error.errno not in _DISK_FULL:
             raise
         free = shutil.disk_usage(_nearest_existing(folder)).free
+        needed = cache_bytes(n, size)
         raise CxrltError(
             f"The disk filled up while writing the image cache in {folder}: {n} images at "
-            f"{size}x{size} px need {human_bytes(cache_bytes(n, size))}, {human_bytes(free)} are "
-            f"free now. The cache is consistent: {_SPACE_FIX}, then run the same command again "
-            "to continue where it stopped."
+            f"{size}x{size} px need {human_bytes(needed)} {_space_parts(needed)}, "
+            f"{human_bytes(free)} are free now. The cache is "
+            f"consistent: {_space_advice(n, size, free)}, then run the same command again to "
+            "continue where it stopped."
         ) from None
     return CachedImages(
         images=images,

@@ -33,6 +33,8 @@ PATH_COLUMN = "path"
 LINE_COLUMN = "line"  # the row's line in its CSV file (header = line 1), kept through filtering
 # What a spreadsheet makes of a long numeric ID: 1.90E+38.
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE][+-]?\d+$")
+# What to do about rows with too many or too few fields, unless the reader knows better.
+RAGGED_FIX = "fix or remove those lines (a value that holds the separator must be in double quotes)"
 
 
 @dataclass(frozen=True)
@@ -112,19 +114,21 @@ def read_csv(
     text_columns: Sequence[str] = (),
     columns: Sequence[str] | None = None,
     required: Sequence[str] = (),
+    ragged_fix: str = RAGGED_FIX,
 ) -> CsvFile:
     """A CSV with ID-like columns kept as text; a missing, empty, binary or ragged file stops
     here, naming the lines, and so does one without the ``required`` columns.
 
     The encoding (UTF-8, else a byte-order mark's, else Windows-1252) and the separator (comma,
     else the one the header uses) are detected and noted. ``columns`` reads only those (each
-    must be there), which saves time on wide files.
+    must be there), which saves time on wide files. ``ragged_fix`` is the advice for rows
+    with the wrong number of fields (for a file cxrlt wrote: restore it, not edit it).
     """
     raw = _read_bytes(csv_path)
     text, encoding, notes = _decode(csv_path, raw)
     physical = text.split("\n")  # the csv module keeps a quoted field's line breaks
     separator = _separator(csv_path, physical, notes)
-    header, lines = _rows(csv_path, physical, separator)
+    header, lines = _rows(csv_path, physical, separator, ragged_fix)
     _require_columns(csv_path, header, columns or required)
     twice = sorted({name for name in header if name and header.count(name) > 1})
     if twice:
@@ -226,7 +230,9 @@ def _blank(row: Sequence[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _rows(csv_path: Path, physical: Sequence[str], separator: str) -> tuple[list[str], np.ndarray]:
+def _rows(
+    csv_path: Path, physical: Sequence[str], separator: str, fix: str
+) -> tuple[list[str], np.ndarray]:
     """The header and each row's line; stops on an empty header, and on rows with more fields
     than the header or too few to reach its last named column (the 2026 test CSV's header ends
     in unnamed columns that rows may leave out)."""
@@ -251,8 +257,7 @@ def _rows(csv_path: Path, physical: Sequence[str], separator: str) -> tuple[list
         raise CxrltError(
             f"{csv_path}: the header has {len(header)} fields (separated by "
             f"{_SEPARATORS[separator]}), but {', '.join(ragged[:SHOWN])}{more}. Each row needs "
-            "one value per column: fix or remove those lines (a value that holds the separator "
-            "must be in double quotes)."
+            f"one value per column: {fix}."
         )
     return header, np.array(lines, dtype=np.int64)
 
@@ -268,13 +273,31 @@ def _require_columns(csv_path: Path, header: Sequence[str], needed: Sequence[str
             f"is data. Add a header line naming the columns ({', '.join(needed)}, ...) above "
             "it."
         )
-    close = {c: difflib.get_close_matches(c, header, n=1, cutoff=0.6) for c in missing}
-    hint = "".join(f" (rename {m[0]!r} to {c!r}?)" for c, m in close.items() if m)
+    close = {c: close_name(c, header) for c in missing}
+    hint = "".join(f" (rename {m!r} to {c!r}?)" for c, m in close.items() if m)
     raise CxrltError(
         f"{csv_path} has no {' or '.join(map(repr, missing))} column{hint}; its columns start "
         f"{list(header)[:6]}. It needs the columns {', '.join(map(repr, needed))}: rename "
         "them or pick the right file."
     )
+
+
+def _name_key(name: str) -> str:
+    """A column name without case, spaces or punctuation: ``Image ID`` and ``image_id`` are
+    ``imageid``."""
+    return re.sub(r"[\W_]+", "", name).lower()
+
+
+def close_name(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate that most likely means the column ``name``: the same name in another
+    case or with other separators (``image_id`` for ``ImageID``), else the closest spelling,
+    else None. Every CSV's missing columns are matched so, for one kind of hint."""
+    keys = {_name_key(c): c for c in candidates if _name_key(c)}
+    key = _name_key(name)
+    if key in keys:
+        return keys[key]
+    match = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    return keys[match[0]] if match else None
 
 
 def strip_ids(ids: pd.Series, lines: Sequence[int], csv_path: Path) -> tuple[pd.Series, str]:
@@ -301,9 +324,9 @@ def _check_label_columns(
         return
     parts, misspelled = [], set()
     for column in missing:
-        close = difflib.get_close_matches(column, extra, n=1, cutoff=0.6)
-        misspelled.update(close)
-        hint = f" (misspelled as {close[0]!r}?)" if close else ""
+        close = close_name(column, [c for c in extra if c not in misspelled])
+        misspelled.update([close] if close else [])
+        hint = f" (misspelled as {close!r}?)" if close else ""
         parts.append(f"{column!r} is missing{hint}")
     parts += [f"{c!r} is not a label of this data set" for c in extra if c not in misspelled]
     raise CxrltError(
@@ -313,15 +336,32 @@ def _check_label_columns(
     )
 
 
+def _spelled_label(text: str) -> float:
+    """The 0/1 that a label written otherwise means (``1.0``, ``True``), else NaN."""
+    word = text.strip().lower()
+    if word in ("true", "false"):
+        return float(word == "true")
+    try:
+        number = float(word)
+    except ValueError:
+        return np.nan
+    return number if number in (0.0, 1.0) else np.nan
+
+
 def _label_problems(
-    frame: pd.DataFrame, classes: Sequence[str]
-) -> tuple[np.ndarray, list[Problem]]:
-    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad = ~np.isin(values, (0, 1))
+    frame: pd.DataFrame, classes: Sequence[str], lines: Sequence[int], csv_path: Path
+) -> tuple[np.ndarray, list[Problem], str]:
+    """The 0/1 labels of the label columns (read as text), the rows with other values, and a
+    note counting the values written otherwise than 0 and 1 that still mean one of them
+    (``1.0``, ``True``; "" when there are none)."""
+    text = frame[list(classes)].to_numpy(object)
+    values = np.where(text == "1", 1.0, np.where(text == "0", 0.0, np.nan))
+    other = np.isnan(values)
+    meaning = {word: _spelled_label(word) for word in pd.unique(text[other])}
+    values[other] = [meaning[word] for word in text[other]]
+    bad = np.isnan(values)
     details = tuple(
-        ", ".join(
-            f"{classes[c]!r}={str(frame.iloc[row][classes[c]])!r}" for c in np.flatnonzero(bad[row])
-        )
+        ", ".join(f"{classes[c]!r}={str(text[row, c])!r}" for c in np.flatnonzero(bad[row]))
         for row in np.flatnonzero(bad.any(axis=1))
     )
     problems = find_rows(
@@ -330,7 +370,30 @@ def _label_problems(
         "Map them to 0 or 1 first.",
     )
     problems = [replace(p, details=details) for p in problems]
-    return np.where(bad, 0, values).astype(np.uint8), problems
+    return (
+        np.where(bad, 0, values).astype(np.uint8),
+        problems,
+        _spelling_note(text, other & ~bad, lines, classes, csv_path),
+    )
+
+
+def _spelling_note(
+    text: np.ndarray,
+    spelled: np.ndarray,
+    lines: Sequence[int],
+    classes: Sequence[str],
+    csv_path: Path,
+) -> str:
+    """A note counting the label values written otherwise than 0 and 1 but read as one."""
+    if not spelled.any():
+        return ""
+    row, column = np.argwhere(spelled)[0]
+    shown = ", ".join(repr(str(word)) for word in pd.unique(text[spelled])[:SHOWN])
+    return (
+        f"{int(spelled.sum())} label values in {csv_path.name} are written as {shown} (first "
+        f"on line {lines[row]}, column {classes[column]!r}), not as 0 and 1: read as the 0 or 1 "
+        "they mean."
+    )
 
 
 def locate_images(names: pd.Series, root: Path) -> tuple[list[str], list[Problem]]:
@@ -355,12 +418,38 @@ def locate_images(names: pd.Series, root: Path) -> tuple[list[str], list[Problem
     if linked_out.any():
         details = tuple(f"links to {paths[row]}" for row in np.flatnonzero(linked_out))
         problems[-1] = replace(problems[-1], details=details)
+    other_case = _names_in_other_case(paths, missing)
     problems += find_rows(
         f"image file missing from {root}",
-        missing,
+        missing & (other_case == ""),
         "Put the files there, point --data at the right folder, or remove the rows.",
     )
+    problems += find_rows(
+        f"image file named in another letter case in {root}",
+        other_case != "",
+        "Names are case-sensitive: rename the files or fix the CSV.",
+    )
+    if (other_case != "").any():
+        details = tuple(f"the folder holds {name}" for name in other_case[other_case != ""])
+        problems[-1] = replace(problems[-1], details=details)
     return [str(p) for p in paths], problems
+
+
+def _names_in_other_case(paths: Sequence[Path], missing: np.ndarray) -> np.ndarray:
+    """For each missing file, the name of a file beside it that differs only in letter case
+    (``X.PNG`` for ``X.png``), else "". Each folder is listed once, and only for missing files."""
+    listings: dict[Path, dict[str, str]] = {}
+    found = np.full(len(paths), "", dtype=object)
+    for row in np.flatnonzero(missing):
+        path = paths[row]
+        if path.parent not in listings:
+            try:
+                names = os.listdir(path.parent)
+            except OSError:
+                names = []
+            listings[path.parent] = {name.lower(): name for name in names}
+        found[row] = listings[path.parent].get(path.name.lower(), "")
+    return found
 
 
 def patient_note(patients: pd.Series, fix: str = "") -> str | None:
@@ -474,7 +563,7 @@ def read_labelled_csv(
         )
     id_like = [c for c in (id_column, path_column, patient_column, *meta_columns) if c]
     needed = [c for c in (id_column, path_column, patient_column) if c]
-    read = read_csv(csv_path, text_columns=id_like, required=needed)
+    read = read_csv(csv_path, text_columns=[*id_like, *classes], required=needed)
     frame, notes = read.frame, list(read.notes)
     _check_label_columns(
         csv_path, list(frame.columns), classes, [*meta_columns, *id_like, *ignore_columns]
@@ -482,7 +571,8 @@ def read_labelled_csv(
     for column in dict.fromkeys(c for c in (id_column, path_column) if c):
         frame[column], note = strip_ids(frame[column], read.lines, csv_path)
         notes.append(note)
-    labels, problems = _label_problems(frame, classes)
+    labels, problems, spelling = _label_problems(frame, classes, read.lines, csv_path)
+    notes.append(spelling)
     problems += find_rows(
         f"duplicated {id_column}",
         frame[id_column].duplicated(keep=False).to_numpy(),

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrlt.data.labels import imbalance_ratio
+from cxrlt.data.problems import SHOWN
+from cxrlt.data.table import read_csv
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.bootstrap import N_RESAMPLES, SEED, Difference, Intervals, paired_draws
 from cxrlt.evaluation.groups import GROUPS, NO_POSITIVES
@@ -242,6 +244,39 @@ def _columns(frame: pd.DataFrame, prefix: str, classes: Sequence[str], file: Pat
     return frame[names].to_numpy()
 
 
+def _damaged(file: Path) -> str:
+    """What to do about a run's predictions file that was cut off or edited."""
+    run = file.parent
+    return (
+        f"was it cut off or edited? Restore it from a copy of the run, or write the run's "
+        f"predictions again with `cxrlt run --from-run {run} --out NEW_FOLDER`"
+    )
+
+
+def _read_predictions(file: Path) -> pd.DataFrame:
+    """The rows of a run's ``valid_predictions.csv``, every score a finite number; a file cut
+    off or edited (fields missing, blank, text, infinite) stops, naming its first bad lines."""
+    read = read_csv(file, text_columns=["ImageID"], required=["ImageID"], ragged_fix=_damaged(file))
+    frame = read.frame
+    scores = [c for c in frame.columns if c != "ImageID"]
+    numbers = frame[scores].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(numbers)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if len(rows):
+        row = rows[0]
+        column = scores[np.flatnonzero(bad[row])[0]]
+        lines = ", ".join(str(line) for line in read.lines[rows[:SHOWN]])
+        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
+        raise CxrltError(
+            f"{file}: {len(rows)} {'row holds' if len(rows) == 1 else 'rows hold'} values that "
+            "are missing, not numbers or infinite "
+            f"(lines {lines}{more}; first: {column}={frame[column].iloc[row]!r} on line "
+            f"{read.lines[row]}): {_damaged(file)}."
+        )
+    # numbers the parser kept as text (spaces around them, say); numeric columns keep their type
+    return frame.astype({c: float for c in scores if not pd.api.types.is_numeric_dtype(frame[c])})
+
+
 def read_run(path: Path | str) -> RunResults:
     """Labels, logits and probabilities of a complete run, with its classes and training counts."""
     path = Path(path)
@@ -252,9 +287,7 @@ def read_run(path: Path | str) -> RunResults:
         raise CxrltError(f"{path / CONFIG} lacks data.classes or data.train_counts.")
     classes = list(data["classes"])
     file = path / PREDICTIONS
-    frame = pd.read_csv(file, dtype={"ImageID": str})
-    if "ImageID" not in frame.columns:
-        raise CxrltError(f"{file} lacks the column ImageID.")
+    frame = _read_predictions(file)
     kinds = [k for k in PROBABILITIES if k == "prob" or frame.columns.str.startswith(f"{k}:").any()]
     image_ids = frame["ImageID"].to_numpy(str)
     patients, note = _patients(path, image_ids)
