@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["cxr_dataloaders", "cxr_learner", "CxrltError", "__version__"]
+__all__ = [
+    "cxr_dataloaders",
+    "cxr_learner",
+    "load_learner",
+    "load_run",
+    "CxrltError",
+    "__version__",
+]
 
 from cxrlt.errors import CxrltError
 
@@ -22,11 +29,14 @@ warnings.filterwarnings(
 
 if TYPE_CHECKING:
     from cxrlt.data.loaders import cxr_dataloaders
-    from cxrlt.training.learner import cxr_learner
+    from cxrlt.prediction import load_run
+    from cxrlt.training.learner import cxr_learner, load_learner
 
 _LAZY = {
     "cxr_dataloaders": "cxrlt.data.loaders",
     "cxr_learner": "cxrlt.training.learner",
+    "load_learner": "cxrlt.training.learner",
+    "load_run": "cxrlt.prediction",
 }
 
 

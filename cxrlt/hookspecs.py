@@ -26,44 +26,60 @@ hookimpl = pluggy.HookimplMarker("cxrlt")
 @hookspec
 def register_losses(register):
     """Loss functions. Target: ``f(*, class_counts, n_items, **params) -> nn.Module``
-    with ``activation`` and ``decodes`` as fastai expects."""
+    with ``activation`` and ``decodes`` as fastai expects. ``forward(logits, targets)`` is
+    the mean over the batch; subclassing ``cxrlt.training.losses.BCELoss`` and overriding
+    ``elementwise(logits, targets)`` gives that, a sigmoid ``activation`` and ``callbacks()``,
+    the fastai callbacks the loss needs during training (none by default)."""
 
 
 @hookspec
 def register_samplers(register):
     """Training samplers. Target: ``f(*, labels, **params)`` returning an object whose
-    ``indices(rng)`` gives one epoch's item order (the same on every rank)."""
+    ``indices(rng)`` gives one epoch's item order as an int array; ``labels`` are the
+    training labels, (N, C) 0/1, and ``rng`` a ``numpy.random.Generator`` that cxrlt seeds
+    alike on every rank: draw from it alone, and every rank gets the same order."""
 
 
 @hookspec
 def register_backbones(register):
     """Feature extractors. Target: ``f(*, in_chans, **params) -> nn.Module`` with
-    ``num_features``. Names not registered fall through to timm."""
+    ``num_features``, the width of the pooled (B, width) features ``forward`` returns, and
+    ``forward_features`` (the unpooled map) for spatial heads. ``pretrained`` reaches the
+    target only if it declares it, with a default: cxrlt sets it from ``--pretrained`` or the
+    data set, and a spec may set it too. Names not registered fall through to timm."""
 
 
 @hookspec
 def register_heads(register):
-    """Classifier heads. Target: ``f(*, in_features, n_classes, **params) -> nn.Module``."""
+    """Classifier heads. Target: ``f(*, in_features, n_classes, **params) -> nn.Module``
+    taking pooled (B, in_features) features, or (B, N, in_features) tokens if its class sets
+    ``spatial = True``, to (B, n_classes) logits."""
 
 
 @hookspec
 def register_post(register):
     """Post-training steps (cRT, TTA, normal gating, ...), run in the order given.
-    Target: ``f(**params) -> PostStep``, a ``cxrlt.post.PostStep`` (``wrap`` the model's
-    structure, ``fit`` its values into the state_dict, so prediction can rebuild it)."""
+    Target: ``f(**params) -> PostStep``, a ``cxrlt.post.PostStep``: ``check(learn)`` refuses
+    a learner before anything changes, ``wrap(model, classes)`` gives the model's structure
+    with no data, ``fit(learn)`` learns its values into the state_dict (so prediction can
+    rebuild it), ``choices()`` reports what ``fit`` chose; ``chooses_on_validation`` marks a
+    step that chooses by a validation score."""
 
 
 @hookspec
 def register_calibrators(register):
     """Probability calibrators, fitted on held-out validation logits.
-    Target: ``f(**params) -> Calibrator``, a ``cxrlt.calibration.Calibrator`` (its state is
-    saved as JSON and reloaded)."""
+    Target: ``f(**params) -> Calibrator``, a ``cxrlt.calibration.Calibrator``: implement
+    ``_fit(logits, targets) -> dict`` (JSON-ready values named in ``state_keys``) and
+    ``_transform(logits)``, strictly increasing per class; its state is saved as JSON."""
 
 
 @hookspec
 def register_thresholds(register):
     """Threshold policies that turn probabilities into binary predictions.
-    Target: ``f(**params) -> ThresholdPolicy``, a ``cxrlt.calibration.ThresholdPolicy``."""
+    Target: ``f(**params) -> ThresholdPolicy``, a ``cxrlt.calibration.ThresholdPolicy``:
+    implement ``_fit(probs, targets, train_prevalence)``, one threshold per class in [0, 1];
+    an image is positive for a class where its probability reaches the class's threshold."""
 
 
 @hookspec

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import platform
 import shlex
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from cxrlt.evaluation.selection import DEFAULT_SELECTION, KEPT, ROLES, role_half
 from cxrlt.head_choice import choose_head
 from cxrlt.preflight import check_numbers, check_paths, rehearse
 from cxrlt.registry import Resolved, resolve
-from cxrlt.spec import Spec, parse_spec, parse_specs
+from cxrlt.spec import parse_spec
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,9 @@ def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved
     """Resolve every name before any work starts, so a typo costs nothing: the specs by role,
     and the post-training steps in order.
 
-    Backbones start from pretrained weights on real data sets unless told otherwise; the
-    embedded data set trains from scratch, so the first run works offline. Without ``--head``
+    Backbones that declare ``pretrained`` start from pretrained weights on real data sets
+    unless told otherwise; the embedded data set trains from scratch, so the first run works
+    offline. Without ``--head``
     the loss's declared head is used (:func:`cxrlt.head_choice.choose_head`).
     """
     dataset = resolve("datasets", options.dataset)
@@ -71,16 +71,16 @@ def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved
     pretrained = options.pretrained
     if pretrained is None and "pretrained" not in arch.params:
         pretrained = dataset.entry.name != EMBEDDED
-    if pretrained is not None:
-        arch = Spec(arch.name, {**arch.params, "pretrained": pretrained})
     loss = resolve("losses", options.loss)
     specs = {
         "dataset": dataset,
         "sampler": resolve("samplers", options.sampler),
-        "arch": resolve("backbones", arch),
+        "arch": resolve("backbones", arch, pretrained=pretrained),
         "head": choose_head(loss, options.head)[0],
         "loss": loss,
     }
+    from cxrlt.post import split_post
+
     steps, calibrator, thresholds = split_post(options.post)
     specs["thresholds"] = thresholds or resolve("thresholds", DEFAULT_THRESHOLDS)
     if calibrator is not None:
@@ -89,37 +89,6 @@ def check_specs(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved
 
 
 DEFAULT_THRESHOLDS = "fixed"  # 0.5: mF1 as the challenges compute it
-POST_KINDS = ("post", "calibrators", "thresholds")  # the order --post takes them in
-
-
-def split_post(post: str) -> tuple[list[Resolved], Resolved | None, Resolved | None]:
-    """``--post``: post-training steps in order, then at most one calibrator, then at most
-    one threshold policy (``crt,tta,temp-scale,f1-per-class``)."""
-    from cxrlt.registry import registry
-
-    found: dict[str, list[Resolved]] = {kind: [] for kind in POST_KINDS}
-    last = 0
-    for spec in parse_specs(post) if post.strip() else []:
-        kinds = [kind for kind in POST_KINDS if spec.name in registry(kind)]
-        if not kinds:
-            names = [entry.name for kind in POST_KINDS for entry in registry(kind).entries]
-            close = difflib.get_close_matches(spec.name, names, n=3, cutoff=0.6)
-            hint = f" Closest: {', '.join(close)}." if close else ""
-            raise CxrltError(
-                f"--post {spec.name!r} is no post-training step, calibrator or threshold "
-                f"policy.{hint} See `cxrlt list post`, `cxrlt list calibrators`, "
-                "`cxrlt list thresholds`."
-            )
-        kind = kinds[0]
-        if POST_KINDS.index(kind) < last or (kind != "post" and found[kind]):
-            raise CxrltError(
-                f"--post {post!r}: give the post-training steps first, then at most one "
-                f"calibrator, then at most one threshold policy ({spec.name!r} is out of place)."
-            )
-        last = POST_KINDS.index(kind)
-        found[kind].append(resolve(kind, spec))
-    calibrator, thresholds = (found[kind][0] if found[kind] else None for kind in POST_KINDS[1:])
-    return found["post"], calibrator, thresholds
 
 
 def check_options(options: RunOptions) -> tuple[dict[str, Resolved], list[Resolved]]:
@@ -754,15 +723,15 @@ def _evaluate_and_write(
     """
     import numpy as np
 
+    from cxrlt.calibration.calibrators import LossActivation
     from cxrlt.calibration.held_out import fit_held_out
     from cxrlt.evaluation.metrics import evaluate
     from cxrlt.evaluation.selection import cross_fitted
     from cxrlt.outputs.report import print_report
-    from cxrlt.prediction import numpy_activation
 
     targets = dls.data.labels[dls.is_valid].astype(np.float32)
     logits = cross_fitted([branches[role].logits for role in ROLES[:-1]], halves)
-    activation = numpy_activation(learn.loss_func)
+    activation = LossActivation(learn.loss_func)
 
     fitted = fit_held_out(
         [branches[role].logits for role in ROLES[:-1]],

@@ -3,29 +3,173 @@
 A run directory holds weights and specs, no pickled code. The model is rebuilt from the specs
 (backbone, head, then the structural part of every post-training step), the weights are
 loaded, and logits become probabilities through the run's calibrator, or the loss's own
-activation when it has none (and for the classes the calibrator could not fit).
+activation when it has none (and for the classes the calibrator could not fit). Images are
+decoded as training decoded them (the run's size and letterbox, the same windowing), through
+the image cache; an ensemble's members each decode at their own size and are merged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from cxrlt.calibration.calibrators import LossActivation
 from cxrlt.errors import CxrltError
 from cxrlt.io import read_json
 from cxrlt.outputs.run_dir import CALIBRATION, WEIGHTS, RunDir, load_weights
 from cxrlt.registry import resolve
 from cxrlt.spec import Spec, parse_spec
 
+# Files a folder is searched for (any letter case); a file without a suffix counts when it
+# has the DICOM header, as DICOM exports often have none.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+NEW_IMAGES = "images"  # the cache part of images predicted from a folder or files
+# A prediction table: indexed by image, then per class its probability and binary prediction,
+# then why the image has neither (it could not be decoded and was skipped), else empty.
+IMAGE_COLUMN = "image"
+PREDICTION_KINDS = ("prob", "predicted")
+PROBLEM_COLUMN = "problem"
+_DICOM_MAGIC = (128, b"DICM")  # offset and bytes of the DICOM header
+
+ImageSource = str | Path | Sequence[str | Path]
+
+
+def prediction_columns(classes: Sequence[str]) -> list[str]:
+    """The columns of a prediction table after its index: ``prob:<class>``,
+    ``predicted:<class>``, then ``problem``."""
+    return [f"{kind}:{c}" for kind in PREDICTION_KINDS for c in classes] + [PROBLEM_COLUMN]
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The images to predict: a table (ImageID, path) and how many other files the folders
+    held (not images by their name: left out, and said so)."""
+
+    table: pd.DataFrame
+    ignored: int = 0
+
+
+def find_images(images: ImageSource) -> ImageFiles:
+    """The image files of a folder, a file, or a list of both.
+
+    A folder is searched recursively for PNG, JPEG and DICOM files (by suffix, or a DICOM
+    header for files without one), skipping hidden files and folders; each is named by its
+    path relative to the folder. A file given by name is taken whatever its suffix, named as
+    given. Two images with one name are refused.
+    """
+    items = [images] if isinstance(images, str | Path) else list(images)
+    if not items:
+        raise CxrltError("No images given: pass a folder of images, or image files.")
+    rows: dict[str, str] = {}
+    ignored = 0
+    for item in map(Path, items):
+        if item.is_dir():
+            found, others = _folder_images(item)
+            ignored += others
+            if not found:
+                raise CxrltError(
+                    f"{item} holds no images: none of its files (searched recursively) ends "
+                    f"in {', '.join(IMAGE_SUFFIXES)} or is a DICOM file. Check the folder, or "
+                    "give the image files themselves."
+                )
+        elif item.is_file():
+            found = [(str(item), item)]
+        else:
+            raise CxrltError(f"{item} does not exist: give a folder of images or image files.")
+        for name, path in found:
+            if name in rows:
+                raise CxrltError(
+                    f"Two images are named {name!r} ({rows[name]} and {path.resolve()}): give "
+                    "their common folder instead, or each file once."
+                )
+            rows[name] = str(path.resolve())
+    return ImageFiles(pd.DataFrame({"ImageID": list(rows), "path": list(rows.values())}), ignored)
+
+
+def _folder_images(folder: Path) -> tuple[list[tuple[str, Path]], int]:
+    """A folder's images, sorted by name relative to it, and the count of its other files."""
+    found, others = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(root, name)
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES or (not path.suffix and _is_dicom(path)):
+                found.append((path.relative_to(folder).as_posix(), path))
+            else:
+                others += 1
+    return sorted(found), others
+
+
+def _is_dicom(path: Path) -> bool:
+    offset, magic = _DICOM_MAGIC
+    try:
+        with path.open("rb") as file:
+            return file.read(offset + len(magic))[offset:] == magic
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A run's probabilities and ranking scores (logits, or an ensemble's merged ones) for the
+    rows of a table; rows whose image could not be decoded are NaN, their reason in
+    ``failures``."""
+
+    probs: np.ndarray
+    logits: np.ndarray
+    failures: dict[int, str]
+
+
+class Predictor(ABC):
+    """What a finished run or ensemble offers: its classes and thresholds, scores for a table
+    of images, and predictions for image files."""
+
+    classes: tuple[str, ...]
+    thresholds: np.ndarray
+
+    @abstractmethod
+    def scores(
+        self, images: pd.DataFrame, *, bs: int = 64, part: str = "test", skip_bad: bool = False
+    ) -> Scores:
+        """Scores for the images of a table (ImageID, path) decoded into the cache ``part``;
+        an unreadable image stops it before any model runs, unless ``skip_bad``."""
+
+    def predict(
+        self, images: ImageSource | ImageFiles, *, bs: int = 64, skip_bad: bool = False
+    ) -> pd.DataFrame:
+        """Per image (a folder, searched recursively, files, or :func:`find_images`'s
+        result), the calibrated probability and the threshold policy's 0/1 prediction of
+        each class, indexed by image name (see :func:`prediction_columns`).
+
+        An image that cannot be decoded stops it, naming the file and the reason, unless
+        ``skip_bad``: its row then has no values and the reason in ``problem``.
+        """
+        if bs < 1:
+            raise CxrltError(f"bs must be at least 1, got {bs}.")
+        found = images if isinstance(images, ImageFiles) else find_images(images)
+        scores = self.scores(found.table, bs=bs, part=NEW_IMAGES, skip_bad=skip_bad)
+        predicted = pd.DataFrame(scores.probs >= self.thresholds).astype("Int8")
+        predicted.iloc[sorted(scores.failures)] = pd.NA
+        frame = pd.concat([pd.DataFrame(scores.probs), predicted], axis=1, ignore_index=True)
+        frame[PROBLEM_COLUMN] = [scores.failures.get(row) for row in range(len(frame))]
+        frame.columns = prediction_columns(self.classes)
+        frame.index = pd.Index(found.table["ImageID"], name=IMAGE_COLUMN)
+        return frame
+
 
 @dataclass
-class TrainedRun:
+class TrainedRun(Predictor):
     """A finished run, ready to predict."""
 
     path: Path
@@ -33,6 +177,7 @@ class TrainedRun:
     model: nn.Module
     loss: nn.Module
     calibrator: Any  # a fitted Calibrator, or None
+    thresholds: np.ndarray  # the threshold policy's, one per class
     device: torch.device
 
     @property
@@ -55,20 +200,62 @@ class TrainedRun:
         """The run's probabilities: calibrated, or the loss's activation."""
         if self.calibrator is not None:
             return self.calibrator.transform(logits)
-        return numpy_activation(self.loss)(logits)
+        return LossActivation(self.loss)(logits)
+
+    def scores(
+        self, images: pd.DataFrame, *, bs: int = 64, part: str = "test", skip_bad: bool = False
+    ) -> Scores:
+        """The images of a table (ImageID, path) decoded at the run's size into the cache
+        ``part``; an unreadable one stops it before the model runs, unless ``skip_bad``."""
+        cached = decode_into_cache(images, self.size, letterbox=self.letterbox, part=part)
+        if cached.failures and not skip_bad:
+            raise unreadable_images(images, cached.failures, part)
+        logits = self.logits(cached.images, bs)
+        probs = self.probabilities(logits)
+        return _blank_failures(Scores(probs, logits, cached.failures))
 
 
-def numpy_activation(loss: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """The loss's ``activation`` as numpy logits -> float64 probabilities, computed in
-    float64, whose sigmoid saturates to 1.0 past about 36.7 rather than float32's 16.6 (with
-    LDAM's s = 30 that is z > 1.2 rather than 0.55). Calibrators take it as their fallback."""
+@dataclass
+class TrainedEnsemble(Predictor):
+    """A finished ensemble, ready to predict: its members' probabilities merged."""
 
-    def activation(logits: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-            return loss.activation(z).double().numpy()
+    path: Path
+    config: dict[str, Any]
+    members: list[Predictor]
+    thresholds: np.ndarray
 
-    return activation
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.config["data"]["classes"])
+
+    def scores(
+        self, images: pd.DataFrame, *, bs: int = 64, part: str = "test", skip_bad: bool = False
+    ) -> Scores:
+        """Each member predicts at its own size; an image any member could not decode is
+        left out of all."""
+        from cxrlt.ensemble import merge_probabilities
+
+        ensemble = self.config["ensemble"]
+        members = [m.scores(images, bs=bs, part=part, skip_bad=skip_bad) for m in self.members]
+        failures: dict[int, str] = {}
+        for scores in members:
+            for row, why in scores.failures.items():
+                failures.setdefault(row, why)
+        probs, logits = merge_probabilities(
+            [scores.probs for scores in members], ensemble["weights"], ensemble["merge"]
+        )
+        return _blank_failures(Scores(probs, logits, dict(sorted(failures.items()))))
+
+
+def _blank_failures(scores: Scores) -> Scores:
+    """``scores`` with NaN in the rows of images that could not be decoded (their slot in the
+    cache is zeros, no X-ray)."""
+    if not scores.failures:
+        return scores
+    rows = sorted(scores.failures)
+    probs, logits = scores.probs.copy(), scores.logits.copy()
+    probs[rows], logits[rows] = np.nan, np.nan
+    return Scores(probs, logits, scores.failures)
 
 
 def decode_test_images(
@@ -80,23 +267,42 @@ def decode_test_images(
     images, "" for labelled images, which then share the cache that training on them built.
     ``consequence`` says what the stop left undone (default: the submission or the output).
     """
+    cached = decode_into_cache(test, size, letterbox=letterbox, part=part)
+    if cached.failures:
+        raise unreadable_images(test, cached.failures, part, consequence)
+    return cached.images
+
+
+def decode_into_cache(table: Any, size: int, *, letterbox: bool, part: str) -> Any:
+    """The images of a table (ImageID, path) in the cache ``part``, with a progress bar while
+    decoding: :class:`cxrlt.data.cache.CachedImages`, unreadable images in its ``failures``."""
     from cxrlt.data.cache import cache_folder, prepare_images
 
-    paths = test["path"].tolist()
+    paths = table["path"].tolist()
     folder = cache_folder(paths, size, letterbox=letterbox, part=part)
-    cached = prepare_images(paths, size, letterbox=letterbox, folder=folder)
-    if cached.failures:
-        listed = ", ".join(
-            f"{test['ImageID'].iloc[i]} ({cached.failures[i]})" for i in sorted(cached.failures)[:5]
-        )
-        lost = consequence or (
-            "No submission was written" if part == "test" else "Nothing was written"
-        )
-        raise CxrltError(
-            f"{len(cached.failures)} of {len(test)} {part or 'labelled'} images cannot be read: "
-            f"{listed}. {lost}: fix or replace the files, then run the command again."
-        )
-    return cached.images
+    return prepare_images(paths, size, letterbox=letterbox, folder=folder)
+
+
+def unreadable_images(
+    table: Any, failures: dict[int, str], part: str, consequence: str | None = None
+) -> CxrltError:
+    """The stop for images that could not be decoded: how many, the first few with their
+    reason, what was left undone and the fix (for new images, also how to skip them)."""
+    from cxrlt.data.problems import SHOWN, SKIP_HINT
+
+    listed = ", ".join(
+        f"{table['ImageID'].iloc[i]} ({failures[i]})" for i in sorted(failures)[:SHOWN]
+    )
+    more = f", and {len(failures) - SHOWN} more" if len(failures) > SHOWN else ""
+    lost = consequence or ("No submission was written" if part == "test" else "Nothing was written")
+    fix = "fix or replace the files"
+    if part == NEW_IMAGES:
+        fix += f", or leave them out with {SKIP_HINT} (skip_bad=True in Python)"
+    kind = {"test": "test images", "": "labelled images"}.get(part, "images")
+    return CxrltError(
+        f"{len(failures)} of {len(table)} {kind} cannot be read: {listed}{more}. {lost}: "
+        f"{fix}, then run the command again."
+    )
 
 
 def predict_logits(
@@ -144,8 +350,20 @@ def post_steps(config: dict[str, Any]) -> list[str]:
     return [step["spec"] for step in config.get("post", [])]
 
 
-def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun:
-    """Rebuild a complete run's model, loss and calibrator from its directory."""
+def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun | TrainedEnsemble:
+    """A finished run or ensemble rebuilt from its directory, ready to :meth:`~Predictor.predict`:
+    a run's model, loss, calibrator and thresholds; an ensemble's members, each loaded so."""
+    run_dir = RunDir(path, check=False)
+    config = run_dir.read_config()
+    if "ensemble" in config:
+        members = [load_run(member, device) for member in config["ensemble"]["members"]]
+        thresholds = saved_thresholds(run_dir.path, len(config["data"]["classes"]))
+        return TrainedEnsemble(run_dir.path, config, members, thresholds)
+    return _load_model_run(path, torch.device(device))
+
+
+def _load_model_run(path: Path | str, device: torch.device) -> TrainedRun:
+    """Rebuild a complete run's model, loss, calibrator and thresholds from its directory."""
     from cxrlt.calibration.calibrators import calibrator_from_state
     from cxrlt.post import rebuild
     from cxrlt.training.learner import build_model
@@ -159,19 +377,17 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
     )
     model = rebuild(model, post_steps(config), data["classes"])
     load_weights(model, run_dir.file(WEIGHTS))
-    device = torch.device(device)
     loss = resolve("losses", specs["loss"]["spec"]).build(
         class_counts=data["train_counts"], n_items=data["n_train"]
     )
-    calibration = run_dir.file(CALIBRATION)
+    calibration = _saved_calibration(run_dir)
     calibrator = None
-    if calibration.is_file():
-        saved = read_json(calibration).get("calibrator")
-        if saved:
-            calibrator = calibrator_from_state(
-                saved["spec"], saved["state"], fallback=numpy_activation(loss)
-            )
-    return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, device)
+    if saved := calibration.get("calibrator"):
+        calibrator = calibrator_from_state(
+            saved["spec"], saved["state"], fallback=LossActivation(loss)
+        )
+    thresholds = _policy_thresholds(run_dir, calibration, len(data["classes"]))
+    return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, thresholds, device)
 
 
 def predict_submission(
@@ -215,40 +431,39 @@ def predict_table(
     part: str = "test",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A finished run's probabilities and ranking scores for the images of a table (ImageID,
-    path), each image decoded at the run's size into the cache ``part``.
+    path), each image decoded at the run's size into the cache ``part``; any unreadable image
+    stops it.
 
     The scores are the logits; an ensemble's members predict at their own sizes and are merged
     as the ensemble says, its scores being the merged logits.
     """
-    config = RunDir(run, check=False).read_config()
-    if "ensemble" in config:
-        from cxrlt.ensemble import merge_probabilities
-
-        ensemble = config["ensemble"]
-        members = [
-            predict_table(member, images, bs=bs, device=device, part=part)[0]
-            for member in ensemble["members"]
-        ]
-        return merge_probabilities(members, ensemble["weights"], ensemble["merge"])
-    trained = load_run(run, device)
-    pixels = decode_test_images(images, trained.size, letterbox=trained.letterbox, part=part)
-    logits = trained.logits(pixels, bs)
-    return trained.probabilities(logits), logits
+    scores = load_run(run, device).scores(images, bs=bs, part=part)
+    return scores.probs, scores.logits
 
 
 def saved_thresholds(run: Path | str, n_classes: int) -> np.ndarray:
     """The thresholds of a run's threshold policy (calibration.json), one per class; 0.5 for
     runs without one (ensembles, runs older than the policies)."""
+    run_dir = RunDir(run, check=False)
+    return _policy_thresholds(run_dir, _saved_calibration(run_dir), n_classes)
+
+
+def _saved_calibration(run_dir: RunDir) -> dict[str, Any]:
+    """calibration.json's calibrator and threshold policy (specs and states), if any."""
+    file = run_dir.file(CALIBRATION)
+    return read_json(file) if file.is_file() else {}
+
+
+def _policy_thresholds(run_dir: RunDir, calibration: dict[str, Any], n_classes: int) -> np.ndarray:
     from cxrlt.calibration.thresholds import threshold_policy_from_state
 
-    calibration = RunDir(run, check=False).file(CALIBRATION)
-    saved = read_json(calibration).get("thresholds") if calibration.is_file() else None
+    saved = calibration.get("thresholds")
     if not saved:
         return np.full(n_classes, 0.5)
     thresholds = threshold_policy_from_state(saved["spec"], saved["state"]).thresholds
     if thresholds.shape != (n_classes,):
         raise CxrltError(
-            f"{calibration} holds {thresholds.size} thresholds for the run's {n_classes} "
-            "classes: the file does not belong to this run."
+            f"{run_dir.file(CALIBRATION)} holds {thresholds.size} thresholds for the run's "
+            f"{n_classes} classes: the file does not belong to this run."
         )
     return thresholds

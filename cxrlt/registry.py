@@ -27,11 +27,15 @@ from cxrlt.spec import Spec, parse_spec
 
 @dataclass(frozen=True)
 class Kind:
-    """A hook point: its plural name, singular word, and the arguments cxrlt supplies itself."""
+    """A hook point: its plural name, singular word, the arguments cxrlt supplies itself
+    (``context``), and the parameters a caller may set over the spec (``overridable``)."""
 
     name: str
     singular: str
     context: tuple[str, ...] = ()
+    # Unlike context, these stay the user's too (``resnet18:pretrained=True``); a caller's
+    # value (``--pretrained``) reaches only targets that declare the parameter.
+    overridable: tuple[str, ...] = ()
 
 
 KINDS: dict[str, Kind] = {
@@ -39,7 +43,7 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind("losses", "loss", ("class_counts", "n_items")),
         Kind("samplers", "sampler", ("labels",)),
-        Kind("backbones", "backbone", ("in_chans",)),
+        Kind("backbones", "backbone", ("in_chans",), overridable=("pretrained",)),
         Kind("heads", "head", ("in_features", "n_classes")),
         Kind("post", "post-training step"),
         Kind("calibrators", "calibrator"),
@@ -293,11 +297,28 @@ class Registry:
             message += f" Note: these plugins failed to load and may provide it: {names}."
         return message
 
-    def resolve(self, spec: Spec | str) -> Resolved:
-        """Check a spec's parameters against its entry and fill in the defaults."""
+    def resolve(self, spec: Spec | str, **overrides: Any) -> Resolved:
+        """Check a spec's parameters against its entry and fill in the defaults.
+
+        ``overrides`` (the kind's ``overridable`` parameters, e.g. a backbone's
+        ``pretrained``) replace the spec's value where the target declares the parameter and
+        are dropped where it does not; None leaves the spec as it is.
+        """
+        unknown = sorted(set(overrides) - set(self.kind.overridable))
+        if unknown:
+            raise TypeError(
+                f"{self.kind.name} take no override {', '.join(unknown)}; "
+                f"overridable: {', '.join(self.kind.overridable) or 'none'}"
+            )
         spec = parse_spec(spec) if isinstance(spec, str) else spec
         entry = self.get(spec.name)
         params = entry.params()
+        applied = {
+            key: value
+            for key, value in overrides.items()
+            if value is not None and (key in params or entry.accepts_any_keyword())
+        }
+        spec = Spec(spec.name, {**spec.params, **applied})
         what = f"{self.kind.singular} {entry.name!r}"
         accepted = ", ".join(p.describe() for p in params.values()) or "none"
         for key, value in spec.params.items():
@@ -427,9 +448,9 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
     return register
 
 
-def resolve(kind: str, spec: Spec | str) -> Resolved:
-    """Shortcut: ``resolve("losses", "ldam-drw:s=30")``."""
-    return registry(kind).resolve(spec)
+def resolve(kind: str, spec: Spec | str, **overrides: Any) -> Resolved:
+    """Shortcut: ``resolve("losses", "ldam-drw:s=30")``; see :meth:`Registry.resolve`."""
+    return registry(kind).resolve(spec, **overrides)
 
 
 def clear_cache() -> None:

@@ -79,3 +79,25 @@ def exploding_loss_plugin(name: str, when: str) -> str:
     def register_losses(register):
         register("{name}", f"{{__name__}}:ExplodingLoss")
     """
+
+
+@pytest.fixture(scope="module")
+def dls():
+    """Loaders of the tiny embedded data set (modules that need others define their own)."""
+    from cxrlt.data.loaders import cxr_dataloaders
+
+    return cxr_dataloaders(TINY_DATA, size=32, bs=32, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(dls):
+    """Weights after one epoch on ``dls``, shared: each test starts a learner from them."""
+    import torch
+
+    from cxrlt.training.learner import cxr_learner
+
+    torch.manual_seed(0)
+    learn = cxr_learner(dls, "resnet18", "bce", pretrained=False)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+    return {k: v.clone() for k, v in learn.model.state_dict().items()}

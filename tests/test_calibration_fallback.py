@@ -12,9 +12,9 @@ from scipy.special import expit, logit
 from typer.testing import CliRunner
 
 from cxrlt.calibration import calibrator_from_state
+from cxrlt.calibration.calibrators import LossActivation
 from cxrlt.calibration.held_out import fit_held_out
 from cxrlt.evaluation.metrics import expected_calibration_error as ece
-from cxrlt.prediction import numpy_activation
 from cxrlt.registry import resolve
 
 COUNTS = [400, 120, 40, 6, 2, 1]  # training positives per class
@@ -27,7 +27,7 @@ N = 2_000  # images per half
 
 def loss_activation(loss: str):
     built = resolve("losses", loss).build(class_counts=COUNTS, n_items=N_TRAIN)
-    return numpy_activation(built)
+    return LossActivation(built)
 
 
 def halves(loss: str, seed: int = 0):

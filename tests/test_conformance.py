@@ -91,9 +91,9 @@ def test_builtin_backbone_conforms(name: str) -> None:
     check_entry("backbones", name)
 
 
-def test_check_entry_accepts_singular_kinds_and_refuses_unchecked_ones() -> None:
+def test_check_entry_accepts_singular_kinds_and_names_unknown_entries() -> None:
     check_entry("loss", "focal:gamma=1.0")
-    with pytest.raises(CxrltError, match="No conformance checks for commands"):
+    with pytest.raises(CxrltError, match="Unknown command 'train'"):
         check_entry("commands", "train")
 
 

@@ -240,7 +240,7 @@ def test_bad_input_is_refused_before_decoding(fake_run, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("images were decoded before the input was checked")
 
-    monkeypatch.setattr("cxrlt.prediction.decode_test_images", refuse)
+    monkeypatch.setattr("cxrlt.prediction.decode_into_cache", refuse)
     other = tmp_path / "other"
     other.mkdir()
     pd.DataFrame({"path": ["a.png"], "Granuloma": [1], "Bulla": [0]}).to_csv(

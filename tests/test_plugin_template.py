@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cxrlt.registry import KINDS
 from tests.conftest import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_installed_plugin_is_listed_and_described(plugin_env):
     assert (info["version"], info["source"], info["hooks"], info["error"]) == (
         "0.1.0",
         DIST,
-        ["register_losses"],
+        sorted(f"register_{k}" for k in KINDS),
         None,
     )
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import cxrlt.post  # noqa: F401 - adds Learner.post
-from cxrlt.data.loaders import cxr_dataloaders
 from cxrlt.data.samplers import ClassAwareSampler
 from cxrlt.errors import CxrltError
 from cxrlt.post import post_splitter, rebuild
@@ -17,22 +16,6 @@ from cxrlt.post.tau_norm import DEFAULT_TAUS, TauNormalisation, validation_score
 from cxrlt.post.tta import TTAModel, rescale
 from cxrlt.registry import registry, resolve
 from cxrlt.training.learner import cxr_learner, loss_callbacks
-from tests.conftest import TINY_DATA
-
-
-@pytest.fixture(scope="module")
-def dls():
-    return cxr_dataloaders(TINY_DATA, size=32, bs=32, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def trained(dls) -> dict[str, torch.Tensor]:
-    """Weights after one epoch, shared: each test starts a learner from them."""
-    torch.manual_seed(0)
-    learn = cxr_learner(dls, "resnet18", "bce", pretrained=False)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit(1)
-    return {k: v.clone() for k, v in learn.model.state_dict().items()}
 
 
 def learner(dls, trained, loss: str = "bce"):

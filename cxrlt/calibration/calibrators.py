@@ -45,6 +45,24 @@ Activation = Callable[[np.ndarray], np.ndarray]  # (N, C) float64 logits -> prob
 _Self = TypeVar("_Self", bound="Calibrator")
 
 
+class LossActivation:
+    """A loss's ``activation`` (a sigmoid for a loss without one) as an :data:`Activation`,
+    computed in float64, whose sigmoid saturates to 1.0 past about 36.7 rather than float32's
+    16.6 (with LDAM's s = 30 that is z > 1.2 rather than 0.55). An object, not a closure, so
+    a calibrator holding it as its fallback pickles with the loss (``learn.export()``)."""
+
+    def __init__(self, loss: Any) -> None:
+        self.loss = loss
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        import torch
+
+        activation = getattr(self.loss, "activation", torch.sigmoid)
+        with torch.no_grad():
+            z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+            return activation(z).double().cpu().numpy()
+
+
 def as_matrix(values: Any, what: str) -> np.ndarray:
     """A finite (N, C) float64 matrix, or a CxrltError that says what is wrong."""
     matrix = np.asarray(values, dtype=np.float64)

@@ -9,6 +9,13 @@ Every fitted threshold is one of the fitting probabilities (the lowest one predi
 positive), so it lies in [0, 1] and the predictions on the fitting data are exactly the ones
 it was chosen for. Like a calibrator, a fitted policy is saved as JSON: its registry spec and
 ``state()``; :func:`threshold_policy_from_state` rebuilds it.
+
+A policy cannot express a per-image rule such as "the top k labels of each image": its
+output is one number per class, fixed once fitted, and every consumer (evaluation, the
+``predicted:`` columns, ``cxrlt predict``, submissions, cross-data-set checks) decides
+``probs >= thresholds`` from those numbers alone, so an image's decision for one class never
+depends on its other classes' probabilities. Apply such a rule to the probabilities a run
+writes (see the README's section on thresholds).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import numpy as np
 from cxrlt.calibration.calibrators import as_matrix, as_targets
 from cxrlt.errors import CxrltError
 from cxrlt.spec import Spec
+
+DEFAULT_THRESHOLD = 0.5  # the fixed policy's, and mF1's as the challenges compute it
 
 _Self = TypeVar("_Self", bound="ThresholdPolicy")
 
@@ -118,7 +127,7 @@ def _mean_f1_optimal(probs: np.ndarray, targets: np.ndarray) -> float:
 class FixedThreshold(ThresholdPolicy):
     """The same threshold for every class, whatever the data."""
 
-    def __init__(self, *, threshold: float = 0.5) -> None:
+    def __init__(self, *, threshold: float = DEFAULT_THRESHOLD) -> None:
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self.threshold = float(threshold)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -70,9 +70,8 @@ def show(
     console.print(f"[bold]{entry.name}[/bold] ({kind_word}, plugin {entry.plugin})")
     if entry.summary:
         console.print(entry.summary)
-    doc = inspect.getdoc(entry.load())
-    if doc:
-        console.print(doc.split("\n\n")[0], style="dim")
+    doc = own_docstring(entry.load())
+    console.print(doc.split("\n\n")[0] if doc else "(no description)", style="dim")
     _print_paper(entry)
     table = Table(title="parameters")
     for column in ("name", "type", "default"):
@@ -84,6 +83,17 @@ def show(
     else:
         console.print("No parameters.")
     console.print(f"target: {entry.target_path}")
+
+
+def own_docstring(target: Any) -> str:
+    """The docstring a class or function defines itself, cleaned; "" for none. Never one
+    inherited from a base class (it would describe torch's nn.Module, not the entry), nor an
+    object's class docstring."""
+    if inspect.isclass(target):
+        doc = vars(target).get("__doc__")
+    else:
+        doc = target.__doc__ if inspect.isroutine(target) else None
+    return inspect.cleandoc(doc) if isinstance(doc, str) else ""
 
 
 def _print_paper(entry: Entry) -> None:

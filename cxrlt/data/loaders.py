@@ -2,10 +2,16 @@
 
 A batch is one fancy index into that array, not a collation of per-item tensors, and stays
 uint8 until it reaches the training device, where it becomes float and is augmented.
+
+The loaders speak fastai's idioms without its type-dispatched transforms (which would cost
+time on every batch): ``vocab``, ``show_batch``, ``show_results``, ``decode_batch`` (what
+``learn.predict`` decodes with), ``test_dl`` for new image files or arrays, decoded as the
+training images were, and ``new_empty`` (what ``learn.export`` pickles).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,34 +21,55 @@ import pandas as pd
 import torch
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
+from fastai.data.transforms import MultiCategory
 
 from cxrlt.data.augment import BatchAugment
 from cxrlt.data.cache import prepare_images
-from cxrlt.data.images import conversion_notes
+from cxrlt.data.images import conversion_notes, read_images
 from cxrlt.data.problems import Problem, check, skipped_table
 from cxrlt.data.split import patient_split
 from cxrlt.data.table import LabelledImages
+from cxrlt.errors import CxrltError
 from cxrlt.registry import Resolved, resolve
+
+# Items of ``test_dl``: image files, or uint8 arrays already at the training size.
+TestItems = Sequence[str | Path | np.ndarray] | np.ndarray
 
 
 class ArraySet:
-    """One split: rows of a shared (M, H, W) uint8 image array and their (N, C) targets."""
+    """One split: rows of a shared (M, H, W) uint8 image array, their (N, C) targets (None for
+    unlabelled images) and the class names (fastai's ``vocab``)."""
 
     n_inp = 1  # fastai: one input (the image), the rest is the target
 
-    def __init__(self, images: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray,
+        targets: np.ndarray | None,
+        vocab: Sequence[str] = (),
+    ) -> None:
         self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
-        self.targets = torch.from_numpy(targets.astype(np.float32))
+        self.targets = None if targets is None else torch.from_numpy(targets.astype(np.float32))
+        self.vocab = tuple(vocab)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.images[self.rows[index]].copy()), self.targets[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        pixels = torch.from_numpy(self.images[self.rows[index]].copy())
+        return (pixels,) if self.targets is None else (pixels, self.targets[index])
 
-    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels = torch.from_numpy(self.images[self.rows[indices]])
-        return pixels.unsqueeze(1), self.targets[torch.from_numpy(indices)]
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, ...]:
+        pixels = torch.from_numpy(self.images[self.rows[indices]]).unsqueeze(1)
+        if self.targets is None:
+            return (pixels,)
+        return pixels, self.targets[torch.from_numpy(indices)]
+
+    def new_empty(self) -> ArraySet:
+        """No images, the same classes: what an exported Learner keeps."""
+        empty = np.empty((0, *self.images.shape[1:]), np.uint8)
+        return ArraySet(empty, np.arange(0), None, self.vocab)
 
 
 class ArrayDataLoader(DataLoader):
@@ -81,16 +108,87 @@ class ArrayDataLoader(DataLoader):
             yield self.dataset.batch(indices[start : start + self.bs])
 
     def after_batch(self, batch):  # noqa: ANN001, ANN201 - fastai's signature
-        images, targets = batch
+        images, *targets = batch
         images = images.float().div_(255)
         if self.augment is not None and self.generator is not None:
             images = self.augment(images, self.generator)
-        return images, targets
+        return (images, *targets)
 
     def new(self, dataset: ArraySet | None = None, cls: type | None = None, **kwargs: Any):
         for name in ("sampler", "seed", "augment"):
             kwargs.setdefault(name, getattr(self, name))
         return super().new(dataset, cls, **kwargs)
+
+    def decode_batch(self, batch: tuple, max_n: int = 9) -> list[tuple]:
+        """Per image (at most ``max_n``): its pixels as (1, H, W) in [0, 1] on the CPU, then
+        each further part of the batch (targets, predictions) as the names of its positive
+        classes; ``learn.predict`` returns these names."""
+        images, *parts = batch
+        names = [[self.label_names(row) for row in part[:max_n]] for part in parts]
+        return [
+            (image.cpu(), *labels) for image, *labels in zip(images[:max_n], *names, strict=True)
+        ]
+
+    def label_names(self, row: torch.Tensor) -> MultiCategory:
+        """The classes a 0/1 (or boolean) row marks positive, as fastai's ``MultiCategory``."""
+        return MultiCategory([self.vocab[i] for i in torch.nonzero(row > 0.5).flatten()])
+
+    def show_batch(
+        self, b: tuple | None = None, max_n: int = 9, ctxs: Any = None, **kwargs: Any
+    ) -> list:
+        """Greyscale images titled with their labels; ``kwargs`` go to fastai's ``get_grid``
+        (``figsize``, ``nrows``, ...). Returns the matplotlib axes."""
+        items = self.decode_batch(self.one_batch() if b is None else b, max_n)
+        axes = _show_images(items, ctxs, **kwargs)
+        for ax, (_, *labels) in zip(axes, items, strict=True):
+            if labels:  # a test loader's images have none
+                ax.set_title(";".join(labels[0]))
+        return axes
+
+    def show_results(
+        self, b: tuple, out: torch.Tensor, max_n: int = 9, ctxs: Any = None, **kwargs: Any
+    ) -> list:
+        """Images titled with their labels over the predicted ones (``out``: a batch of 0/1
+        decisions, as ``learn.show_results`` passes them): green where they agree, red where
+        not."""
+        items = self.decode_batch((*b, out), max_n)
+        axes = _show_images(items, ctxs, **kwargs)
+        for ax, (_, labels, predicted) in zip(axes, items, strict=True):
+            color = "green" if list(labels) == list(predicted) else "red"
+            ax.set_title(f"{';'.join(labels)}\n{';'.join(predicted)}", color=color)
+        return axes
+
+
+def _show_images(items: list[tuple], ctxs: Any, **kwargs: Any) -> list:
+    """Draw the images of decoded items in grey on ``ctxs``, or on a new grid; their axes."""
+    from fastai.torch_core import show_image
+    from fastai.vision.data import get_grid
+
+    axes = list(get_grid(len(items), **kwargs) if ctxs is None else ctxs)[: len(items)]
+    for (image, *_), ax in zip(items, axes, strict=True):
+        show_image(image[0].numpy(), ctx=ax, cmap="gray", vmin=0, vmax=1)
+    return axes
+
+
+def decode_test_items(items: TestItems, size: int, *, letterbox: bool) -> np.ndarray:
+    """New images as (N, size, size) uint8, as training decoded its images: files through
+    :mod:`cxrlt.data.images` (same size, letterbox and windowing), arrays checked to be uint8
+    at the training size already. A file that cannot be decoded stops it, named."""
+    items = list(items)
+    images = np.empty((len(items), size, size), np.uint8)
+    files = [i for i, item in enumerate(items) if not isinstance(item, np.ndarray)]
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.uint8 or item.shape != (size, size):
+                raise CxrltError(
+                    f"test_dl: item {i} is a {item.dtype} array of shape {item.shape}; arrays "
+                    f"must be uint8 of shape ({size}, {size}), the training size. Pass the "
+                    "image file instead: it is decoded and resized as the training images were."
+                )
+            images[i] = item
+    if files:
+        images[files] = read_images([items[i] for i in files], size, letterbox=letterbox)
+    return images
 
 
 class CXRDataLoaders(DataLoaders):
@@ -105,14 +203,47 @@ class CXRDataLoaders(DataLoaders):
         is_valid: np.ndarray,
         specs: dict[str, Resolved],
         skipped: pd.DataFrame,
+        size: int,
+        letterbox: bool = False,
         device: Any = None,
     ) -> None:
         super().__init__(train, valid, path=Path("."), device=device)
         self.data, self.is_valid, self.specs, self.skipped = data, is_valid, specs, skipped
+        self.size, self.letterbox = size, letterbox
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.data.classes
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """fastai's name for the classes."""
+        return self.classes
+
+    def test_dl(self, items: TestItems, rm_type_tfms: Any = None, **kwargs: Any) -> ArrayDataLoader:
+        """A loader of new images (files, or uint8 arrays at the training size) decoded as the
+        training images were, without labels, in the given order: for ``learn.get_preds(dl=...)``
+        and ``learn.predict``. ``kwargs`` go to the loader (``bs``, ...); ``rm_type_tfms`` is
+        fastai's and unused: these loaders have no type transforms."""
+        images = decode_test_items(items, self.size, letterbox=self.letterbox)
+        dataset = ArraySet(images, np.arange(len(images)), None, self.classes)
+        return self.valid.new(dataset, **kwargs)
+
+    def new_empty(self) -> CXRDataLoaders:
+        """The same loaders without images, labels or split (what ``learn.export`` pickles): they
+        still name the classes and decode new images as training did."""
+        train, valid = (dl.new(dl.dataset.new_empty(), sampler=None) for dl in self.loaders)
+        return CXRDataLoaders(
+            train,
+            valid,
+            data=replace(self.data.without(range(len(self.data))), test=None),
+            is_valid=np.zeros(0, bool),
+            specs=self.specs,
+            skipped=self.skipped.iloc[:0],
+            size=self.size,
+            letterbox=self.letterbox,
+            device=self.device,
+        )
 
     @property
     def class_counts(self) -> np.ndarray:
@@ -185,8 +316,8 @@ def cxr_dataloaders(
 
     labels = data.labels
     is_valid = patient_split(data.patients, labels, valid_frac=valid_frac, seed=seed)
-    train_set = ArraySet(cached.images, cache_rows[~is_valid], labels[~is_valid])
-    valid_set = ArraySet(cached.images, cache_rows[is_valid], labels[is_valid])
+    train_set = ArraySet(cached.images, cache_rows[~is_valid], labels[~is_valid], data.classes)
+    valid_set = ArraySet(cached.images, cache_rows[is_valid], labels[is_valid], data.classes)
     train = ArrayDataLoader(
         train_set,
         sampler=specs["sampler"].build(labels=labels[~is_valid]),
@@ -204,5 +335,7 @@ def cxr_dataloaders(
         is_valid=is_valid,
         specs=specs,
         skipped=pd.concat([skipped, skipped_decoding], ignore_index=True),
+        size=size,
+        letterbox=letterbox,
         device=device,
     )

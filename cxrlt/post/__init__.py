@@ -7,11 +7,15 @@ in the model's ``state_dict``, since a run directory keeps only weights and spec
 builds the model, applies every step's ``wrap`` in order (:func:`rebuild`) and loads the
 weights.
 
-``learn.post("crt,tta")`` runs the steps on a learner (``import cxrlt.post`` adds the method).
+``learn.post("crt,tta,temp-scale,f1-per-class")`` runs the steps on a learner, then fits the
+calibrator and the threshold policy (:mod:`cxrlt.calibration.learner`), the same string as
+``--post`` (``import cxrlt.post`` adds the method). Every step's prerequisites are checked
+(:meth:`PostStep.check`) before any step changes the model.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,17 +25,20 @@ from fastai.callback.core import Callback, TrainEvalCallback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.training import GradientClip
+from fastai.data.load import DataLoader
 from fastai.learner import CastToTensor, Learner, Recorder
 from fastcore.basics import patch
 from torch import nn
 
+from cxrlt.calibration.learner import check_fitting, discard_fitted
 from cxrlt.errors import CxrltError
 from cxrlt.model.network import CXRClassifier, backbone_head_splitter
-from cxrlt.registry import Resolved, resolve
-from cxrlt.spec import Spec, parse_specs
+from cxrlt.registry import Resolved, registry, resolve
+from cxrlt.spec import Spec, parse_spec, parse_specs
 from cxrlt.training.guards import StopOnNonFiniteLoss
 
 StepSpecs = str | Sequence[Resolved | Spec | str]
+POST_KINDS = ("post", "calibrators", "thresholds")  # the order --post takes them in
 
 # Callbacks that shape how a batch is computed. The others act on the main training's epochs
 # (deferred re-weighting, checkpoints, weight averaging, the run log) and sit out post steps.
@@ -48,7 +55,11 @@ _STEP_CALLBACKS = (
 
 
 class PostStep:
-    """Base of post-training steps; both parts default to doing nothing.
+    """Base of post-training steps; every part defaults to doing nothing.
+
+    ``check`` refuses a learner the step cannot be fitted on; ``learn.post`` calls it for
+    every step before the first one changes anything, so a refused step leaves the model
+    exactly as it was. ``wrap`` and ``fit`` may then assume what ``check`` verified.
 
     A step whose ``fit`` chooses something by a validation score (tau-norm's tau) sets
     ``chooses_on_validation`` and scores only the rows in ``learn.choice_rows`` (a boolean
@@ -57,6 +68,9 @@ class PostStep:
     """
 
     chooses_on_validation: bool = False
+
+    def check(self, learn: Learner) -> None:
+        """Raise a :class:`CxrltError` if ``fit`` cannot succeed on ``learn``; change nothing."""
 
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
         """The model with this step's structure: deterministic, no data, no learned values."""
@@ -100,6 +114,48 @@ def resolve_steps(steps: StepSpecs) -> list[Resolved]:
     return [step if isinstance(step, Resolved) else resolve("post", step) for step in steps]
 
 
+def split_post(
+    post: StepSpecs,
+) -> tuple[list[Resolved], Resolved | None, Resolved | None]:
+    """``--post`` and ``learn.post``: post-training steps in order, then at most one
+    calibrator, then at most one threshold policy (``crt,tta,temp-scale,f1-per-class``)."""
+    specs = (parse_specs(post) if post.strip() else []) if isinstance(post, str) else post
+    found: dict[str, list[Resolved]] = {kind: [] for kind in POST_KINDS}
+    last = 0
+    for spec in specs:
+        resolved = spec if isinstance(spec, Resolved) else _resolve_post(_as_spec(spec))
+        kind = resolved.entry.kind
+        if POST_KINDS.index(kind) < last or (kind != "post" and found[kind]):
+            raise CxrltError(
+                f"--post {post!r}: give the post-training steps first, then at most one "
+                f"calibrator, then at most one threshold policy ({resolved.entry.name!r} is out "
+                "of place)."
+            )
+        last = POST_KINDS.index(kind)
+        found[kind].append(resolved)
+    calibrator, thresholds = (found[kind][0] if found[kind] else None for kind in POST_KINDS[1:])
+    return found["post"], calibrator, thresholds
+
+
+def _as_spec(spec: Spec | str) -> Spec:
+    return spec if isinstance(spec, Spec) else parse_spec(spec)
+
+
+def _resolve_post(spec: Spec) -> Resolved:
+    """``spec`` resolved as the first of :data:`POST_KINDS` that has its name."""
+    kinds = [kind for kind in POST_KINDS if spec.name in registry(kind)]
+    if not kinds:
+        names = [entry.name for kind in POST_KINDS for entry in registry(kind).entries]
+        close = difflib.get_close_matches(spec.name, names, n=3, cutoff=0.6)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise CxrltError(
+            f"--post {spec.name!r} is no post-training step, calibrator or threshold "
+            f"policy.{hint} See `cxrlt list post`, `cxrlt list calibrators`, "
+            "`cxrlt list thresholds`."
+        )
+    return resolve(kinds[0], spec)
+
+
 def _wrap(step: PostStep, model: nn.Module, classes: Sequence[str]) -> nn.Module:
     """``step.wrap``, with anything it adds put on the model's device."""
     device = next(model.parameters()).device
@@ -128,20 +184,29 @@ def _main_training_callbacks(learn: Learner) -> list[Callback]:
 
 
 @patch
-def post(self: Learner, steps: StepSpecs) -> Learner:
-    """Run post-training steps in order: wrap the model, then fit the step.
+def post(self: Learner, steps: StepSpecs, dl: DataLoader | None = None) -> Learner:
+    """Run post-training steps in order (wrap the model, then fit the step), then fit the
+    calibrator and the threshold policy on ``dl`` (default: the validation set), as
+    ``learn.calibrate`` and ``learn.thresholds`` do. ``steps`` is what ``--post`` takes.
 
-    During each ``fit`` only the callbacks that shape a batch's computation run (mixed
-    precision, gradient clipping, ...); those of the main training (deferred re-weighting,
-    checkpoints, weight averaging, run log) are set aside. Run the steps after choosing the
-    epoch to keep: wrapped models have other state_dict keys. The resolved specs are appended
-    to ``self.post_steps`` for the run directory and :func:`rebuild`, and what each chose
-    (:meth:`PostStep.choices`) to ``self.post_choices``.
+    Every name and parameter, and every step's :meth:`PostStep.check`, is checked before the
+    first step changes anything. During each ``fit`` only the callbacks that shape a batch's
+    computation run (mixed precision, gradient clipping, ...); those of the main training
+    (deferred re-weighting, checkpoints, weight averaging, run log) are set aside. Run the
+    steps after choosing the epoch to keep: wrapped models have other state_dict keys. The
+    resolved specs are appended to ``self.post_steps`` for the run directory and
+    :func:`rebuild`, and what each chose (:meth:`PostStep.choices`) to ``self.post_choices``.
+    A step changes the model, so it discards a calibrator and thresholds fitted before it.
     """
-    resolved = resolve_steps(steps)
-    built = [spec.build() for spec in resolved]  # every parameter checked before any work
+    resolved, calibrator, thresholds = split_post(steps)
+    built = [spec.build() for spec in resolved]
+    for step in built:
+        step.check(self)
+    check_fitting(self, dl, calibrator=calibrator, thresholds=thresholds)
     if self.splitter is backbone_head_splitter:
         self.splitter = post_splitter
+    if built:
+        discard_fitted(self, "calibrator", "thresholds")
     for step in built:
         self.model = _wrap(step, self.model, self.dls.classes)
         with self.removed_cbs(_main_training_callbacks(self)):
@@ -154,4 +219,8 @@ def post(self: Learner, steps: StepSpecs) -> Learner:
             for spec, step in zip(resolved, built, strict=True)
         ),
     ]
+    if calibrator is not None:
+        self.calibrate(calibrator, dl)
+    if thresholds is not None:
+        self.thresholds(thresholds, dl)
     return self

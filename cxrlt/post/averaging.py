@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastai.learner import Learner
 
 from cxrlt.post import PostStep
-from cxrlt.post.retrain import retrain
+from cxrlt.post.retrain import require_sampled_loader, retrain
 from cxrlt.registry import resolve
 from cxrlt.training.averaging import WeightAveraging
 
@@ -25,6 +25,9 @@ class WeightAveragingStep(PostStep):
         if not 0 < decay < 1:
             raise ValueError(f"decay must be between 0 and 1, got {decay}")
         self.epochs, self.lr, self.decay = epochs, lr, decay
+
+    def check(self, learn: Learner) -> None:
+        require_sampled_loader(learn)
 
     def fit(self, learn: Learner) -> None:
         retrain(

@@ -13,20 +13,26 @@ from torch import nn
 
 from cxrlt.errors import CxrltError
 from cxrlt.post import PostStep, classifier_of
-from cxrlt.post.retrain import retrain
-from cxrlt.registry import resolve
+from cxrlt.post.retrain import require_sampled_loader, retrain
+from cxrlt.registry import Resolved, resolve
 from cxrlt.training.learner import head_input_width
 
 
-def fresh_head(learn: Learner) -> nn.Module:
-    """A newly initialised head like the model's, built from the learner's head spec (every
-    head initialises as it was built; not all of them have ``reset_parameters``)."""
+def head_spec(learn: Learner) -> Resolved:
+    """The learner's head spec, which cRT builds a fresh head from."""
     spec = getattr(learn, "specs", {}).get("head")
     if spec is None:
         raise CxrltError(
             "cRT re-initialises the head from learn.specs['head'], which this learner lacks: "
             "build it with cxr_learner."
         )
+    return spec
+
+
+def fresh_head(learn: Learner) -> nn.Module:
+    """A newly initialised head like the model's, built from the learner's head spec (every
+    head initialises as it was built; not all of them have ``reset_parameters``)."""
+    spec = head_spec(learn)
     classifier = classifier_of(learn.model)
     spatial = getattr(classifier.head, "spatial", False)
     in_features = head_input_width(classifier.backbone, spatial=spatial)
@@ -42,6 +48,11 @@ class ClassifierRetraining(PostStep):
         if epochs < 1 or lr <= 0:
             raise ValueError(f"epochs must be >= 1 and lr > 0, got epochs={epochs}, lr={lr}")
         self.epochs, self.lr, self.sampler = epochs, lr, resolve("samplers", sampler)
+
+    def check(self, learn: Learner) -> None:
+        classifier_of(learn.model)
+        head_spec(learn)
+        require_sampled_loader(learn)
 
     def fit(self, learn: Learner) -> None:
         head = classifier_of(learn.model).head

@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from torch import nn
 
 from cxrlt.post import PostStep
-from cxrlt.post.retrain import retrain
+from cxrlt.post.retrain import require_sampled_loader, retrain
 from cxrlt.registry import resolve
 
 
@@ -43,6 +43,9 @@ class LearnableWeightScaling(PostStep):
 
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
         return ScaledLogits(model, len(classes))
+
+    def check(self, learn: Learner) -> None:
+        require_sampled_loader(learn)
 
     def fit(self, learn: Learner) -> None:
         scales = learn.model.scales

@@ -57,13 +57,17 @@ class NormalGating(PostStep):
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         self.alpha, self.normal = alpha, normal
 
+    def check(self, learn: Learner) -> None:
+        require_sigmoid(learn, "normal-gating")
+        self._normal_index(learn.dls.classes)
+
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
+        return NormalGated(model, self._normal_index(classes), self.alpha)
+
+    def _normal_index(self, classes: Sequence[str]) -> int:
         if self.normal not in classes:
             raise CxrltError(
                 f"normal-gating needs a class named {self.normal!r}, and the classes are: "
                 f"{', '.join(classes)}. Name the no-finding class with normal=..."
             )
-        return NormalGated(model, list(classes).index(self.normal), self.alpha)
-
-    def fit(self, learn: Learner) -> None:
-        require_sigmoid(learn, "normal-gating")
+        return list(classes).index(self.normal)

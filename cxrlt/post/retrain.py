@@ -30,6 +30,19 @@ class EvalExcept(Callback):
             module.train()
 
 
+def require_sampled_loader(learn: Learner) -> None:
+    """Refuse, changing nothing, a train loader that retraining cannot draw balanced batches
+    from: one without a ``sampler`` to swap, or whose data set has no ``targets`` to build
+    the sampler on. Steps that retrain call it from :meth:`PostStep.check`."""
+    loader = learn.dls.train
+    if not hasattr(loader, "sampler") or not hasattr(loader.dataset, "targets"):
+        raise CxrltError(
+            f"Retraining draws class-balanced batches through the train loader's sampler, and "
+            f"the train loader {type(loader).__name__} has no sampler (or its data set no "
+            "'targets'): build the loaders with cxr_dataloaders, or leave out crt, lws and ema."
+        )
+
+
 def retrain(
     learn: Learner,
     params: Sequence[nn.Parameter],
@@ -42,13 +55,10 @@ def retrain(
 ) -> None:
     """Train ``params`` alone for ``epochs`` (one cycle up to ``lr``), with the train loader
     drawing by ``sampler`` and a fresh optimiser; afterwards the loader's sampler and epoch
-    count, every ``requires_grad`` flag and the learner's optimiser are put back."""
+    count, every ``requires_grad`` flag and the learner's optimiser are put back. Refuses
+    a loader without a sampler before changing anything (:func:`require_sampled_loader`)."""
+    require_sampled_loader(learn)
     loader = learn.dls.train
-    if not hasattr(loader, "sampler"):
-        raise CxrltError(
-            f"Retraining draws batches with a sampler, and the train loader "
-            f"{type(loader).__name__} takes none: build the loaders with cxr_dataloaders."
-        )
     trainable = {id(p) for p in params}
     flags = [(p, p.requires_grad) for p in learn.model.parameters()]
     saved = loader.sampler, loader.epoch, learn.opt

@@ -78,6 +78,9 @@ class TauNormalisation(PostStep):
 
     chooses_on_validation = True
 
+    def check(self, learn: Learner) -> None:
+        linear_layer(learn.model)
+
     @torch.no_grad()
     def fit(self, learn: Learner) -> None:
         fc = linear_layer(learn.model)

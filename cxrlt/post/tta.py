@@ -84,6 +84,6 @@ class TestTimeAugmentation(PostStep):
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
         return TTAModel(model, flip=self.flip, scales=self.scales, merge=self.merge)
 
-    def fit(self, learn: Learner) -> None:
+    def check(self, learn: Learner) -> None:
         if self.merge == "prob":
             require_sigmoid(learn, "tta:merge=prob")

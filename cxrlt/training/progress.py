@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastai.callback.progress import ProgressCallback
-from fastcore.basics import noop
+from fastai.imports import noop
 
 COLUMN_WIDTH = 10  # fastai's table: 'train_loss' and a float with 6 decimals fit
 

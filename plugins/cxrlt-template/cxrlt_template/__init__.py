@@ -1,1 +1,2 @@
-"""A cxrlt plugin started from cxrlt's template: it adds the loss ``my-loss``."""
+"""A cxrlt plugin started from cxrlt's template: one worked example per hook (``my-loss``,
+``my-sampler``, ..., ``my-command``)."""

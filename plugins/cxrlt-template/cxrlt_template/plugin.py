@@ -1,8 +1,9 @@
 """The module the ``cxrlt`` entry point names. cxrlt imports it at start-up, so keep it cheap:
 register lazy ``"package.module:attr"`` targets, imported only when an entry is used.
 
-Other hooks (samplers, backbones, heads, post steps, calibrators, thresholds, data sets,
-commands) work the same way: see cxrlt's ``cxrlt/hookspecs.py`` and its README, "Plugins".
+One worked example per hook; keep the hooks you need and delete the others with their modules.
+What each target receives and must provide: cxrlt's README, "Plugins", and
+``cxrlt/hookspecs.py``. Rename the entries (``my-...``) to the names users will write.
 """
 
 from cxrlt.hookspecs import hookimpl
@@ -11,7 +12,81 @@ from cxrlt.hookspecs import hookimpl
 @hookimpl
 def register_losses(register):
     register(
-        "my-loss",  # rename: the name users write after --loss
+        "my-loss",
         "cxrlt_template.loss:MyLoss",
         summary="Template example: Poly-1, BCE + epsilon * (1 - p_t) (Leng et al., ICLR 2022).",
+        paper="Leng et al., ICLR 2022",
+    )
+
+
+@hookimpl
+def register_samplers(register):
+    register(
+        "my-sampler",
+        "cxrlt_template.sampler:MySampler",
+        summary="Template example: images with a finding repeat times per epoch, others once.",
+    )
+
+
+@hookimpl
+def register_backbones(register):
+    register(
+        "my-backbone",
+        "cxrlt_template.backbone:MyBackbone",
+        summary="Template example: depth 3x3 convolutions, mean-pooled to width features.",
+    )
+
+
+@hookimpl
+def register_heads(register):
+    register(
+        "my-head",
+        "cxrlt_template.head:MyHead",
+        summary="Template example: two linear layers with a ReLU between them.",
+    )
+
+
+@hookimpl
+def register_post(register):
+    register(
+        "my-step",
+        "cxrlt_template.step:MyStep",
+        summary="Template example: post-hoc logit adjustment, z - tau * logit(prior).",
+        paper="Menon et al., ICLR 2021",
+    )
+
+
+@hookimpl
+def register_calibrators(register):
+    register(
+        "my-calibrator",
+        "cxrlt_template.calibrator:MyCalibrator",
+        summary="Template example: sigmoid(z / T), T the grid value of lowest log-loss.",
+    )
+
+
+@hookimpl
+def register_thresholds(register):
+    register(
+        "my-threshold",
+        "cxrlt_template.threshold:MyThreshold",
+        summary="Template example: per class, the (1 - fpr) quantile of the negatives.",
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        "my-dataset",
+        "cxrlt_template.dataset:my_dataset",
+        summary="Template example: labels.csv with ChestX-ray14's 'Finding Labels' column.",
+    )
+
+
+@hookimpl
+def register_commands(register):
+    register(
+        "my-command",
+        "cxrlt_template.command:count_labels",
+        summary="Template example: each class's image count in a data set, rarest first.",
     )
