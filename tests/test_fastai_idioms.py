@@ -112,6 +112,12 @@ def test_test_dl_takes_uint8_arrays_at_the_training_size_only(dls):
         dls.test_dl([image.astype(np.float32)])
     with pytest.raises(CxrltError, match=r"shape \(16, 16\)"):
         dls.test_dl([image[:16, :16]])
+    with pytest.raises(CxrltError, match=r"item 0 is a Image; give image files"):
+        dls.test_dl([Image.fromarray(image)])
+
+
+def test_c_counts_the_outputs(dls):
+    assert dls.c == len(dls.vocab) == 30
 
 
 def test_new_empty_keeps_classes_and_decoding_without_images(dls):
@@ -233,6 +239,8 @@ def test_cxr_learner_on_a_datablock_counts_the_training_split(tmp_path):
     learn.fit(1, 1e-3)
     labels, decided, probs = learn.predict(tmp_path / "0.png")
     assert probs.shape == (3,) and list(labels) == names(dls.vocab, decided)
+    learn.post("tta,temp-scale,f1-per-class")  # its classes from the vocab
+    assert learn.calibrator is not None and learn.threshold_policy.thresholds.shape == (3,)
 
 
 def tensor_loaders(y: torch.Tensor) -> DataLoaders:
@@ -255,6 +263,10 @@ def test_cxr_learner_on_pytorch_loaders_asks_for_names_then_counts_the_targets()
     assert trained_prior(learn) == pytest.approx((y[:16].mean(0)).tolist())
     learn.fit(1, 1e-3)
     assert np.isfinite(learn.validate()[0])
+    with pytest.raises(CxrltError, match="plain PyTorch loaders.*dl=valid_dl"):
+        learn.calibrate("temp-scale")
+    learn.calibrate("temp-scale", dl=dls.valid)
+    assert learn.calibrator is not None
     dls.classes = ["x", "y"]
     with pytest.raises(CxrltError, match="name 2 classes but count positives for 3"):
         cxr_learner(dls, ARCH)

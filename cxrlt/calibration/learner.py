@@ -66,6 +66,11 @@ def require_labelled(learn: Learner, dl: DataLoader | None) -> None:
 def labelled_logits(learn: Learner, dl: DataLoader | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The model's raw logits over ``dl`` (default: the validation set) and its 0/1 targets."""
     require_labelled(learn, dl)
+    if dl is None and not hasattr(learn.dls.valid, "new"):
+        raise CxrltError(
+            "These DataLoaders hold plain PyTorch loaders, which fastai's get_preds cannot "
+            "re-use for the validation set: pass the labelled loader to fit on, dl=valid_dl."
+        )
     logits, targets = learn.get_preds(dl=dl, act=noop)
     return _as_numpy(logits), _as_numpy(targets)
 

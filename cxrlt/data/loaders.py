@@ -53,6 +53,11 @@ class ArraySet:
         self.targets = None if targets is None else torch.from_numpy(targets.astype(np.float32))
         self.vocab = tuple(vocab)
 
+    @property
+    def c(self) -> int:
+        """fastai's number of outputs: one per class."""
+        return len(self.vocab)
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -178,6 +183,12 @@ def decode_test_items(items: TestItems, size: int, *, letterbox: bool) -> np.nda
     images = np.empty((len(items), size, size), np.uint8)
     files = [i for i, item in enumerate(items) if not isinstance(item, np.ndarray)]
     for i, item in enumerate(items):
+        if not isinstance(item, np.ndarray | str | Path):
+            raise CxrltError(
+                f"test_dl: item {i} is a {type(item).__name__}; give image files (str or Path: "
+                "decoded and resized as the training images were) or uint8 arrays of shape "
+                f"({size}, {size})."
+            )
         if isinstance(item, np.ndarray):
             if item.dtype != np.uint8 or item.shape != (size, size):
                 raise CxrltError(

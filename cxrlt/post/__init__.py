@@ -95,10 +95,17 @@ def classifier_of(model: nn.Module) -> CXRClassifier:
     )
 
 
+def learner_classes(learn: Learner) -> tuple[str, ...]:
+    """The learner's class names, from any fastai DataLoaders (``classes`` or ``vocab``)."""
+    from cxrlt.training.learner import class_names
+
+    return class_names(learn.dls)
+
+
 def require_sigmoid(learn: Learner, what: str) -> None:
     """Refuse a loss whose probabilities are not sigmoid(logit): ``what`` computes them so."""
     activation = getattr(learn.loss_func, "activation", torch.sigmoid)
-    logits = torch.linspace(-8, 8, 17).unsqueeze(1).repeat(1, len(learn.dls.classes))
+    logits = torch.linspace(-8, 8, 17).unsqueeze(1).repeat(1, len(learner_classes(learn)))
     if not torch.allclose(activation(logits).cpu(), torch.sigmoid(logits)):
         raise CxrltError(
             f"{what} takes sigmoid(logit) as the probability, but the loss "
@@ -208,7 +215,7 @@ def post(self: Learner, steps: StepSpecs, dl: DataLoader | None = None) -> Learn
     if built:
         discard_fitted(self, "calibrator", "thresholds")
     for step in built:
-        self.model = _wrap(step, self.model, self.dls.classes)
+        self.model = _wrap(step, self.model, learner_classes(self))
         with self.removed_cbs(_main_training_callbacks(self)):
             step.fit(self)
     self.post_steps = [*getattr(self, "post_steps", []), *resolved]

@@ -12,7 +12,7 @@ from fastai.learner import Learner
 from torch import nn
 
 from cxrlt.errors import CxrltError
-from cxrlt.post import PostStep, classifier_of
+from cxrlt.post import PostStep, classifier_of, learner_classes
 from cxrlt.post.retrain import require_sampled_loader, retrain
 from cxrlt.registry import Resolved, resolve
 from cxrlt.training.learner import head_input_width
@@ -36,7 +36,7 @@ def fresh_head(learn: Learner) -> nn.Module:
     classifier = classifier_of(learn.model)
     spatial = getattr(classifier.head, "spatial", False)
     in_features = head_input_width(classifier.backbone, spatial=spatial)
-    return spec.build(in_features=in_features, n_classes=len(learn.dls.classes))
+    return spec.build(in_features=in_features, n_classes=len(learner_classes(learn)))
 
 
 class ClassifierRetraining(PostStep):

@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from torch import nn
 
 from cxrlt.errors import CxrltError
-from cxrlt.post import PostStep, require_sigmoid
+from cxrlt.post import PostStep, learner_classes, require_sigmoid
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ class NormalGating(PostStep):
 
     def check(self, learn: Learner) -> None:
         require_sigmoid(learn, "normal-gating")
-        self._normal_index(learn.dls.classes)
+        self._normal_index(learner_classes(learn))
 
     def wrap(self, model: nn.Module, classes: Sequence[str]) -> nn.Module:
         return NormalGated(model, self._normal_index(classes), self.alpha)
