@@ -28,15 +28,18 @@ def clean_source(tmp_path_factory) -> Path:
     return write_synthetic_cxr(tmp_path_factory.mktemp("csv") / "s", n_images=80, size=32, seed=2)
 
 
-@pytest.fixture
-def folder(tmp_path, clean_source) -> Path:
+def challenge_folder(target: Path, source: Path) -> Path:
     """A CXR-LT 2026 folder with train.csv, removal.csv, test_task1.csv and images/."""
-    target = tmp_path / "data"
-    shutil.copytree(clean_source, target)
+    shutil.copytree(source, target)
     train = read(target / "train.csv")
     train.iloc[TEST_IDS, :3].to_csv(target / "removal.csv", index=False)
     train.iloc[TEST_IDS, :1].to_csv(target / "test_task1.csv", index=False)
     return target
+
+
+@pytest.fixture
+def folder(tmp_path, clean_source) -> Path:
+    return challenge_folder(tmp_path / "data", clean_source)
 
 
 def read(path: Path) -> pd.DataFrame:

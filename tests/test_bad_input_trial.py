@@ -19,10 +19,9 @@ from cxrlt.data.cache import cache_bytes
 from cxrlt.data.challenges import cxr_lt_2026
 from cxrlt.data.synthetic import write_synthetic_cxr
 from tests.refusal import flat, refused
+from tests.test_bad_input_csv import FAST as RUN
+from tests.test_bad_input_csv import challenge_folder, read
 from tests.test_report import make_run
-
-RUN = ["--size", "32", "--epochs", "1", "--bs", "16", "--no-pretrained"]
-TEST_IDS = slice(70, 80)  # the images the folder's removal and test lists name
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +31,7 @@ def clean_source(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def data(tmp_path, clean_source) -> Path:
-    """A CXR-LT 2026 folder with train.csv, removal.csv, test_task1.csv and images/."""
-    target = tmp_path / "data"
-    shutil.copytree(clean_source, target)
-    train = read(target / "train.csv")
-    train.iloc[TEST_IDS, :3].to_csv(target / "removal.csv", index=False)
-    train.iloc[TEST_IDS, :1].to_csv(target / "test_task1.csv", index=False)
-    return target
+    return challenge_folder(tmp_path / "data", clean_source)
 
 
 @pytest.fixture
@@ -47,10 +40,6 @@ def cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("CXRLT_CACHE_DIR", str(folder))
     return folder
-
-
-def read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def invoke(*args: object):
