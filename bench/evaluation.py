@@ -37,9 +37,9 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from cxrlt.evaluation.metrics import evaluate
 
 # Goals. evaluate() was measured 5.3x faster than the scikit-learn loop when it was written
-# (README); 3x leaves room for a noisy machine while still catching a regression to per-call
-# scikit-learn speed. The two TTA paths run the same forward passes, so cxrlt's may cost at
-# most 5% more (noise) and must give the same logits up to float32 rounding.
+# (docs/benchmarks.md); 3x leaves room for a noisy machine while still catching a regression
+# to per-call scikit-learn speed. The two TTA paths run the same forward passes, so cxrlt's
+# may cost at most 5% more (noise) and must give the same logits up to float32 rounding.
 METRICS_SPEED_UP = 3.0
 METRICS_AGREEMENT = 1e-9
 TTA_RATIO = 1.05
@@ -151,10 +151,10 @@ def plain_tta_logits(
 
 
 def bench_tta(args: argparse.Namespace) -> dict:
+    from cxrlt.model.build import build_model
     from cxrlt.post import rebuild
     from cxrlt.prediction import predict_logits
     from cxrlt.registry import resolve
-    from cxrlt.training.learner import build_model
 
     torch.manual_seed(args.seed)
     classes = [f"class {i}" for i in range(args.classes)]

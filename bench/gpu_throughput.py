@@ -8,7 +8,8 @@ reset before each arm (whose model, optimiser and data are freed before the next
 - ``plain``: a hand-written loop: the timm model (``in_chans=1``, 30 outputs), torch's AdamW
   (its default implementation), BCE-with-logits, bf16 autocast, channels-last, random uint8
   batches already on the GPU (made float and normalised on it, as cxrlt's model does);
-- ``cxrlt``: the learner as ``cxrlt run`` builds it (``pipeline.train_and_checkpoint``): the cached
+- ``cxrlt``: the learner as ``cxrlt run`` builds it
+  (``cxrlt.workflows.training.train_and_checkpoint``): the cached
   uint8 loader over the embedded synthetic data set (drawn at ``--draw-size``, resized into
   the cache at ``--size``), ``cxr_learner`` with the default head and loss, the callbacks a
   default run adds (non-finite loss guard, epoch checkpoint, run log, ``--precision`` and
@@ -197,15 +198,19 @@ def step_timer(warmup: int, steps: int, device: torch.device) -> Any:
 
 
 def cxrlt_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """The learner ``cxrlt run`` trains (``pipeline.train_and_checkpoint``), timed by a
-    callback."""
-    from cxrlt.outputs.run_dir import LOG
-    from cxrlt.pipeline import RunOptions, check_options, run_dataloaders, seed_run, step_callbacks
+    """The learner ``cxrlt run`` trains (``cxrlt.workflows.training.train_and_checkpoint``),
+    timed by a callback."""
+    from cxrlt.options import RunOptions
+    from cxrlt.outputs.run_dir import CHECKPOINT, LOG
     from cxrlt.training import distributed
     from cxrlt.training.checkpoint import EpochCheckpoint
     from cxrlt.training.guards import StopOnNonFiniteLoss
     from cxrlt.training.learner import cxr_learner
     from cxrlt.training.run_log import RunLog
+    from cxrlt.workflows.data import run_dataloaders
+    from cxrlt.workflows.setup import seed_run
+    from cxrlt.workflows.specs import check_options
+    from cxrlt.workflows.training import step_callbacks
 
     options = RunOptions(
         dataset=dataset_spec(args),
@@ -220,7 +225,7 @@ def cxrlt_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         channels_last=args.channels_last,
         device=str(device),
     )
-    specs, _ = check_options(options)
+    specs = check_options(options)
     main = distributed.is_main_process()
     free(device)
     cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
@@ -230,16 +235,16 @@ def cxrlt_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cxrlt-gpu-bench-") as folder:
         callbacks = [
             StopOnNonFiniteLoss(),
-            EpochCheckpoint(folder, write=main),
+            EpochCheckpoint(Path(folder) / CHECKPOINT, write=main),
             *step_callbacks(options, device),
         ]
         if main:
             callbacks.append(RunLog(LOG))
         learn = cxr_learner(
             dls,
-            str(specs["arch"].spec),
-            str(specs["loss"].spec),
-            head=str(specs["head"].spec),
+            specs.arch,
+            specs.loss,
+            head=specs.head,
             path=folder,
             cbs=[*callbacks, timer],
         )

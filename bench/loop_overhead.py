@@ -8,7 +8,8 @@ schedule and thread count:
    ``torch.optim.AdamW`` step under a one-cycle schedule, ``zero_grad``; then the validation
    logits under ``torch.no_grad``);
 2. fastai: a plain fastai ``Learner`` with its default callbacks (the reference overhead);
-3. cxrlt: the learner as ``cxrlt run`` builds and fits it (``pipeline.train_and_checkpoint``:
+3. cxrlt: the learner as ``cxrlt run`` builds and fits it
+   (``cxrlt.workflows.training.train_and_checkpoint``:
    the callbacks a default run uses, checkpoints, the run log, the mAP metric and the progress bar).
 
 The epoch is the default run's (the embedded data set: about 1,600 training images), so
@@ -41,15 +42,13 @@ from harness import RESULTS, Goal, best_time, write_results
 from torch import nn
 
 from cxrlt.evaluation.metrics import macro_average_precision
+from cxrlt.model.build import build_model
+from cxrlt.options import RunOptions
 from cxrlt.outputs.run_dir import RunDir
-from cxrlt.pipeline import (
-    RunOptions,
-    check_options,
-    run_dataloaders,
-    split_halves,
-    train_and_checkpoint,
-)
-from cxrlt.training.learner import build_model, cxr_learner
+from cxrlt.training.learner import cxr_learner
+from cxrlt.workflows.data import RunData, run_dataloaders, split_halves
+from cxrlt.workflows.specs import check_options
+from cxrlt.workflows.training import train_and_checkpoint
 
 ARMS = ("plain", "fastai", "cxrlt")
 PCT_START, DIV, FINAL_DIV, MOMS = 0.25, 25.0, 1e5, (0.95, 0.85)  # fastai's fit_one_cycle
@@ -106,7 +105,7 @@ class Bench:
             select="last",
             overwrite=True,
         )
-        self.specs, _ = check_options(self.options)
+        self.specs = check_options(self.options)
         self.dls = run_dataloaders(self.options, self.specs, self.device)
         self.order = self._epoch_order()
         self.n_steps = (
@@ -133,16 +132,16 @@ class Bench:
 
     def new_model(self) -> nn.Module:
         self._seed()
-        return build_model(self.specs["arch"], self.specs["head"], len(self.dls.classes))
+        return build_model(self.specs.arch, self.specs.head, len(self.dls.classes))
 
     def _check_same_initial_weights(self) -> None:
         """The model ``cxr_learner`` builds after the seed is the one the plain arms build."""
         self._seed()
         learner = cxr_learner(
             self.dls,
-            str(self.specs["arch"].spec),
-            str(self.specs["loss"].spec),
-            head=str(self.specs["head"].spec),
+            self.specs.arch,
+            self.specs.loss,
+            head=self.specs.head,
         )
         ours, theirs = learner.model.state_dict(), self.new_model().state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), "initial weights differ"
@@ -199,15 +198,9 @@ class Bench:
         run_dir = RunDir(self.work / f"cxrlt-{self.runs}", overwrite=True)
         run_dir.path.mkdir(parents=True, exist_ok=True)
         self._seed()
+        data = RunData(self.dls, split_halves(self.dls, self.options.seed))
         learn, _epochs = train_and_checkpoint(
-            self.options,
-            self.specs,
-            self.dls,
-            self.device,
-            run_dir,
-            None,
-            True,
-            split_halves(self.dls, self.options.seed),
+            self.options, self.specs, data, self.device, run_dir.path, None, write=True
         )
         return learn
 

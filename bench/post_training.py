@@ -20,7 +20,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cxrlt.pipeline import RunOptions, run
+from cxrlt.options import RunOptions
+from cxrlt.workflows.run import run
 
 CHAINS = ("", "crt", "crt,tta:scales=[0.9,1.1]", "crt,tta:scales=[0.9,1.1],temp-scale,f1-per-class")
 COLUMNS = ("mAP", "mAUC", "mF1", "ECE", "mAP_tail")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cxrlt.pipeline import RunOptions, pick_device, run
+from cxrlt.options import RunOptions
+from cxrlt.workflows.run import run
+from cxrlt.workflows.setup import pick_device
 
 # name -> the options that differ from the fp32 baseline
 GPU_VARIANTS = {

@@ -1,26 +1,50 @@
 """cxrlt: long-tailed, multi-label chest X-ray classification.
 
-The heavy parts (torch, fastai, timm) load on first use, so ``import cxrlt`` and the CLI's
+``__all__`` is the public API: what scripts and plugins import, pinned by
+tests/test_public_api.py. The registry and the plugin contract's markers load with the
+package (they import no torch); the rest loads on first use, so ``import cxrlt`` and the CLI's
 listing commands stay fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
+
+from cxrlt.errors import CxrltError
+from cxrlt.hookspecs import hookimpl
+from cxrlt.registry import Resolved, SubmissionFormat, registry, resolve
+from cxrlt.spec import Spec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BCELoss",
+    "Calibrator",
+    "CxrltError",
+    "ID_COLUMN",
+    "LINE_COLUMN",
+    "LabelledImages",
+    "PATH_COLUMN",
+    "PATIENT_COLUMN",
+    "PostStep",
+    "Resolved",
+    "Spec",
+    "SubmissionFormat",
+    "ThresholdPolicy",
+    "__version__",
     "cxr_dataloaders",
     "cxr_learner",
+    "hookimpl",
     "load_learner",
     "load_run",
-    "CxrltError",
-    "__version__",
+    "locate_images",
+    "read_csv",
+    "registry",
+    "resolve",
+    "training_label_counts",
 ]
-
-from cxrlt.errors import CxrltError
 
 # fastai scripts a few layers with torch.jit at import; newer torch warns about it on every run.
 warnings.filterwarnings(
@@ -28,21 +52,63 @@ warnings.filterwarnings(
 )
 
 if TYPE_CHECKING:
+    from cxrlt.calibration.calibrators import Calibrator
+    from cxrlt.calibration.thresholds import ThresholdPolicy
     from cxrlt.data.loaders import cxr_dataloaders
+    from cxrlt.data.table import (
+        ID_COLUMN,
+        LINE_COLUMN,
+        PATH_COLUMN,
+        PATIENT_COLUMN,
+        LabelledImages,
+        locate_images,
+        read_csv,
+    )
+    from cxrlt.post import PostStep
     from cxrlt.prediction import load_run
-    from cxrlt.training.learner import cxr_learner, load_learner
+    from cxrlt.training.learner import cxr_learner, load_learner, training_label_counts
+    from cxrlt.training.losses import BCELoss
 
+# The module each heavy name comes from. By hook contract: losses subclass BCELoss, post steps
+# PostStep, calibrators Calibrator, threshold policies ThresholdPolicy, data sets return
+# LabelledImages (a table with the columns named here, built with read_csv and locate_images).
 _LAZY = {
     "cxr_dataloaders": "cxrlt.data.loaders",
     "cxr_learner": "cxrlt.training.learner",
     "load_learner": "cxrlt.training.learner",
+    "training_label_counts": "cxrlt.training.learner",
     "load_run": "cxrlt.prediction",
+    "BCELoss": "cxrlt.training.losses",
+    "PostStep": "cxrlt.post",
+    "Calibrator": "cxrlt.calibration.calibrators",
+    "ThresholdPolicy": "cxrlt.calibration.thresholds",
+    **dict.fromkeys(
+        (
+            "LabelledImages",
+            "read_csv",
+            "locate_images",
+            "ID_COLUMN",
+            "PATIENT_COLUMN",
+            "PATH_COLUMN",
+            "LINE_COLUMN",
+        ),
+        "cxrlt.data.table",
+    ),
 }
+# Learners from these carry cxrlt.post's methods (learn.post, .calibrate, .thresholds): the
+# post-training layer sits above training, so it is loaded here, as fastai's ``all`` modules do.
+_WITH_POST_METHODS = ("cxr_learner", "load_learner")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cxrlt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _WITH_POST_METHODS:
+        importlib.import_module("cxrlt.post")
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'cxrlt' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -27,7 +27,8 @@ from cxrlt import __version__
 from cxrlt.data.synonyms import ClassMatch, match_classes
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
-from cxrlt.outputs.run_dir import SPLIT, RunDir, check_run_folder
+from cxrlt.outputs.run_dir import CONFIG, SPLIT, RunDir, check_run_folder
+from cxrlt.outputs.run_schema import COMPLETE, DataRecord, EvaluationRecord, RunConfig
 from cxrlt.registry import resolve
 
 CLASSES = "classes.csv"
@@ -43,13 +44,16 @@ class CrossEvaluation:
     out: RunDir
 
 
-def _check_run(run: Path) -> dict[str, Any]:
-    """A complete run's config (every member's, for an ensemble), checked before any work."""
+def _check_run(run: Path) -> RunConfig:
+    """A complete run's config (every member's, for an ensemble), checked before any work:
+    it has the options and data that scoring it needs."""
     from cxrlt.prediction import complete_run
 
     config = RunDir(run, check=False).read_config()
-    for member in config["ensemble"]["members"] if "ensemble" in config else [run]:
+    for member in config.ensemble.members if config.ensemble else [run]:
         complete_run(member)
+    for section in ("options", "data"):
+        config.required(section, run / CONFIG)
     return config
 
 
@@ -57,9 +61,9 @@ def _same_place(a: str | None, b: str | None) -> bool:
     return a == b if a is None or b is None else Path(a).resolve() == Path(b).resolve()
 
 
-def _check_other_data(run: Path, config: dict[str, Any], dataset: str, data: str | None) -> None:
+def _check_other_data(run: Path, config: RunConfig, dataset: str, data: str | None) -> None:
     """Refuse the very data the run was trained and validated on."""
-    options = config["options"]
+    options = config.options
     same_spec = resolve("datasets", options["dataset"]).spec == resolve("datasets", dataset).spec
     if same_spec and _same_place(options.get("data"), data):
         raise CxrltError(
@@ -69,8 +73,8 @@ def _check_other_data(run: Path, config: dict[str, Any], dataset: str, data: str
         )
 
 
-def _check_out(out: Path, run: Path, config: dict[str, Any], overwrite: bool) -> RunDir:
-    runs = [run, *(Path(m) for m in config.get("ensemble", {}).get("members", []))]
+def _check_out(out: Path, run: Path, config: RunConfig, overwrite: bool) -> RunDir:
+    runs = [run, *(Path(m) for m in (config.ensemble.members if config.ensemble else ()))]
     if any(out.resolve() == r.resolve() for r in runs):
         raise CxrltError(f"--out {out} is the run's own folder: choose another folder.")
     check_run_folder(out, overwrite=overwrite)
@@ -121,7 +125,7 @@ def evaluate_on(
     _check_other_data(run, config, dataset, data)
     other = resolve("datasets", dataset)
     labelled = other.build(path=data)
-    run_classes = list(config["data"]["classes"])
+    run_classes = list(config.data.classes)
     match = match_classes(run_classes, labelled.classes)
     if not match.pairs:
         raise CxrltError(
@@ -146,25 +150,25 @@ def evaluate_on(
     for line in [*labelled.notes, *_describe_match(match, len(run_classes), len(labelled.classes))]:
         console.print(line, highlight=False)
     shared = [run_classes.index(name) for name in match.run_classes]
-    counts = np.asarray(config["data"]["train_counts"])[shared]
+    counts = np.asarray(config.data.train_counts)[shared]
     report = _score(run, config, labelled, match, shared, run_dir, bs, device)
     run_dir.write_table(CLASSES, match.table())
-    run_dir.write_table(  # the patients its intervals resampled, for report and compare
-        SPLIT, labelled.frame[["ImageID", "PatientID"]].assign(split="valid")
+    run_dir.write_split(  # the patients its intervals resampled, for report and compare
+        labelled.frame[["ImageID", "PatientID"]].assign(split="valid")
     )
     if len(skipped):
         run_dir.write_table(SKIPPED, skipped)
-    described = {
-        "run": str(run.resolve()),
-        "dataset": str(other.spec),
-        "data": data,
-        "images": len(labelled),
-        "scored": "every labelled image of the data set (no split)",
-        "skipped_rows": len(bad),
-        "left_out_seen_by_run": seen,
-        "run_only": list(match.run_only),
-        "data_only": list(match.data_only),
-    }
+    described = EvaluationRecord(
+        run=str(run.resolve()),
+        dataset=str(other.spec),
+        data=data,
+        images=len(labelled),
+        scored="every labelled image of the data set (no split)",
+        skipped_rows=len(bad),
+        left_out_seen_by_run=seen,
+        run_only=tuple(match.run_only),
+        data_only=tuple(match.data_only),
+    )
     run_dir.write_config(_config(config, described, match, counts))
     print_report(console, report, counts, scored_on=f"{labelled.name} (every labelled image)")
     console.print(f"Evaluation written to [bold]{run_dir.path}[/bold]")
@@ -175,11 +179,10 @@ def _without_seen_images(run: Path, labelled: Any) -> tuple[Any, int]:
     """``labelled`` less the images the run trained or was validated on (its ``split.csv``,
     matched by file name, since two data sets may name one file by different paths), and how
     many went: a score on them would not measure a new data set."""
-    import pandas as pd
-
-    if not (run / SPLIT).is_file():
+    split = RunDir(run, check=False).read_split(f"restore the run's own {SPLIT}")
+    if split is None:
         return labelled, 0
-    seen = {Path(i).name for i in pd.read_csv(run / SPLIT, dtype=str)["ImageID"]}
+    seen = {Path(i).name for i in split["ImageID"]}
     rows = [row for row, image in enumerate(labelled.image_ids) if Path(image).name in seen]
     if len(rows) == len(labelled):
         raise CxrltError(
@@ -191,7 +194,7 @@ def _without_seen_images(run: Path, labelled: Any) -> tuple[Any, int]:
 
 def _score(
     run: Path,
-    config: dict[str, Any],
+    config: RunConfig,
     labelled: Any,
     match: ClassMatch,
     shared: list[int],
@@ -205,7 +208,7 @@ def _score(
 
     probs, scores = predict_table(run, labelled.frame, bs=bs, device=device, part="")
     probs, scores = probs[:, shared], scores[:, shared]
-    thresholds = saved_thresholds(run, len(config["data"]["classes"]))[shared]
+    thresholds = saved_thresholds(run, len(config.data.classes))[shared]
     targets = labelled.frame[match.data_classes].to_numpy(np.int64)
     report = evaluate(
         probs,
@@ -213,7 +216,7 @@ def _score(
         match.run_classes,
         threshold=thresholds,
         scores=scores,
-        train_counts=np.asarray(config["data"]["train_counts"])[shared],
+        train_counts=np.asarray(config.data.train_counts)[shared],
         patients=labelled.patients,
     )
     run_dir.start()  # what --overwrite replaces goes only now, once the scoring succeeded
@@ -230,19 +233,21 @@ def _score(
 
 
 def _config(
-    config: dict[str, Any], described: dict[str, Any], match: ClassMatch, counts: np.ndarray
-) -> dict[str, Any]:
+    config: RunConfig, described: EvaluationRecord, match: ClassMatch, counts: np.ndarray
+) -> RunConfig:
     """The folder's config: what was scored on what, and the run's settings for comparisons."""
-    return {
-        "cxrlt_version": __version__,
-        "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "complete",
-        "evaluation": described,
-        **{key: config[key] for key in ("options", "specs", "training") if key in config},
-        "data": {
-            "n_train": config["data"].get("n_train"),
-            "n_valid": described["images"],
-            "classes": match.run_classes,
-            "train_counts": counts.tolist(),
-        },
-    }
+    return RunConfig(
+        cxrlt_version=__version__,
+        created=dt.datetime.now().isoformat(timespec="seconds"),
+        status=COMPLETE,
+        evaluation=described,
+        options=config.options,
+        specs=config.specs,
+        training=config.training,
+        data=DataRecord(
+            classes=tuple(match.run_classes),
+            train_counts=tuple(counts.tolist()),
+            n_train=config.data.n_train,
+            n_valid=described.images,
+        ),
+    )

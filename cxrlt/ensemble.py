@@ -21,7 +21,8 @@ import pandas as pd
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report, evaluate
-from cxrlt.outputs.run_dir import PREDICTIONS, SPLIT, SUBMISSION, RunDir
+from cxrlt.outputs.run_dir import CONFIG, SUBMISSION, RunDir
+from cxrlt.outputs.run_schema import COMPLETE, EnsembleRecord, RunConfig
 
 MERGES = ("logit", "prob")
 _EPS = 1e-12  # probabilities of exactly 0 or 1 get a finite logit
@@ -56,14 +57,6 @@ def check_weights(weights: Sequence[float] | None, n_runs: int) -> list[float]:
     return list(weights)
 
 
-def _member(path: Path) -> tuple[Any, pd.Series]:
-    from cxrlt.outputs.report import read_run
-
-    results = read_run(path)
-    ids = pd.read_csv(path / PREDICTIONS, usecols=["ImageID"])["ImageID"].astype(str)
-    return results, ids
-
-
 def ensemble_runs(
     runs: Sequence[Path | str],
     out: Path | str,
@@ -81,21 +74,23 @@ def ensemble_runs(
     if merge not in MERGES:
         raise CxrltError(f"--merge {merge!r} is not one of {', '.join(MERGES)}.")
     weights = check_weights(weights, len(runs))
+    from cxrlt.outputs.report import read_run
+
     run_dir = RunDir(out, overwrite=overwrite)
-    members = [_member(Path(run)) for run in runs]
-    first, first_ids = members[0]
-    for (results, ids), run in zip(members[1:], runs[1:], strict=True):
+    members = [read_run(run) for run in runs]
+    first = members[0]
+    for results, run in zip(members[1:], runs[1:], strict=True):
         if results.classes != first.classes:
             raise CxrltError(
                 f"{run} predicts other classes than {runs[0]}: they cannot be merged. Ensemble "
                 "runs trained on the same data set (and classes)."
             )
-        if not ids.equals(first_ids) or not np.array_equal(results.targets, first.targets):
+        if not results.same_images(first) or not np.array_equal(results.targets, first.targets):
             raise CxrltError(
                 f"{run} was validated on other images than {runs[0]}: an ensemble needs the "
                 "same split (same data set, --valid-frac and --seed)."
             )
-    finals = [r.probs.get("calibrated", r.probs["prob"]) for r, _ in members]
+    finals = [r.probs[r.final] for r in members]
     probs, logits = merge_probabilities(finals, weights, merge)
     report = evaluate(
         probs,
@@ -106,26 +101,27 @@ def ensemble_runs(
         patients=first.patients,
     )
     submission = _merged_submission([Path(run) for run in runs], weights, merge, first)
+    split = RunDir(runs[0], check=False).read_split(f"restore {runs[0]}'s own split.csv")
     run_dir.start()
-    run_dir.write_predictions(first_ids.tolist(), first.classes, first.targets, logits, probs)
+    run_dir.write_predictions(first.image_ids, first.classes, first.targets, logits, probs)
     run_dir.write_metrics(report)
-    if (Path(runs[0]) / SPLIT).is_file():  # the members' patients, for report and compare
-        run_dir.write_table(SPLIT, pd.read_csv(Path(runs[0]) / SPLIT, dtype=str))
-    members_at = [str(Path(run).resolve()) for run in runs]  # predict works from anywhere
-    described = {"members": members_at, "merge": merge, "weights": weights}
+    if split is not None:  # the members' patients, for report and compare
+        run_dir.write_split(split)
+    members_at = tuple(str(Path(run).resolve()) for run in runs)  # predict works from anywhere
     if submission is not None:
         from cxrlt.outputs.submission import write_dataset_submission
 
         write_dataset_submission(run_dir.file(SUBMISSION), *submission)
+    options = first.config.required("options", first.path / CONFIG)
     run_dir.write_config(
-        {
-            "cxrlt_version": __version__,
-            "created": dt.datetime.now().isoformat(timespec="seconds"),
-            "status": "complete",
-            "ensemble": described,
-            "options": {**first.config["options"], "loss": "ensemble", "arch": "ensemble"},
-            "data": first.config["data"],
-        }
+        RunConfig(
+            cxrlt_version=__version__,
+            created=dt.datetime.now().isoformat(timespec="seconds"),
+            status=COMPLETE,
+            ensemble=EnsembleRecord(members_at, merge, tuple(weights)),
+            options={**options, "loss": "ensemble", "arch": "ensemble"},
+            data=first.config.data,
+        )
     )
     return run_dir, report
 
@@ -148,5 +144,6 @@ def _merged_submission(
             "them again on the same test set, or leave the submission out."
         )
     probs, _ = merge_probabilities([f.iloc[:, 1:].to_numpy() for f in frames], weights, merge)
-    dataset = resolve("datasets", first.config["options"]["dataset"]).entry.name
+    options = first.config.required("options", first.path / CONFIG)
+    dataset = resolve("datasets", options["dataset"]).entry.name
     return dataset, ids, probs, list(frames[0].columns[1:])

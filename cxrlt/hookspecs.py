@@ -1,18 +1,28 @@
 """The hook points of cxrlt: one ``register_<kind>(register)`` hook per registry kind.
 
 Each hook receives ``register(name, target, *, summary="", aliases=(), bound=None,
-paper="", deviations=None, head=None)``: ``target`` is a lazy ``"package.module:attr"``
-string (preferred: listing never imports it) or the object itself; ``bound`` holds keyword
-arguments fixed for this entry; ``paper`` cites what the entry implements and
-``deviations`` maps each parameter (or ``"formula"``) whose default differs from it to why,
-both shown by ``cxrlt show``; a loss's ``head`` is the head spec it is designed for, used
-when ``--head`` is not given. A plugin implements only the hooks it needs, and may leave out
-arguments it does not use.
+paper="", deviations=None, head=None, submissions=(), trains_from_scratch=False)``:
+``target`` is a lazy ``"package.module:attr"`` string (preferred: listing never imports it)
+or the object itself; ``bound`` holds keyword arguments fixed for this entry; ``paper`` cites
+what the entry implements and ``deviations`` maps each parameter (or ``"formula"``) whose
+default differs from it to why, both shown by ``cxrlt show``; a loss's ``head`` is the head
+spec it is designed for, used when ``--head`` is not given. A data set declares the challenge
+files its test images can be written as (``submissions``, ``cxrlt.SubmissionFormat``
+records; the one whose classes the model predicts is written) and whether backbones start
+from random weights on it unless told otherwise (``trains_from_scratch``).
+
+``register.source(claim, *, names=None, note)`` answers for names no entry has, as the
+built-in backbones do for every timm model: ``claim(name)`` returns the ``register`` keywords
+of a name the plugin owns (``target`` included) or None, ``names()`` gives candidates to
+suggest for a misspelt name (both functions, or lazy ``"package.module:attr"`` strings), and
+``note`` is one line that ``cxrlt list`` prints. Registered names come first.
+
+A plugin implements only the hooks it needs, and may leave out arguments it does not use.
 
 Each hook's docstring gives the target's call signature after "Target:", e.g.
 ``f(*, path, **params)``: cxrlt supplies the arguments before ``**params`` (to targets that
-declare them), the user's spec gives the rest. README.md's hook table repeats each signature;
-tests/test_hooks.py checks that it does.
+declare them), the user's spec gives the rest. The documentation's hooks page is generated
+from these docstrings (docs/reference.py).
 """
 
 from __future__ import annotations
@@ -29,7 +39,9 @@ def register_losses(register):
     with ``activation`` and ``decodes`` as fastai expects. ``forward(logits, targets)`` is
     the mean over the batch; subclassing ``cxrlt.training.losses.BCELoss`` and overriding
     ``elementwise(logits, targets)`` gives that, a sigmoid ``activation`` and ``callbacks()``,
-    the fastai callbacks the loss needs during training (none by default)."""
+    the fastai callbacks the loss needs during training (none by default). A callback runs
+    during post-training steps too unless its class sets ``during_post_training = False`` (as
+    one that acts on the main training's epochs does)."""
 
 
 @hookspec
@@ -46,7 +58,8 @@ def register_backbones(register):
     ``num_features``, the width of the pooled (B, width) features ``forward`` returns, and
     ``forward_features`` (the unpooled map) for spatial heads. ``pretrained`` reaches the
     target only if it declares it, with a default: cxrlt sets it from ``--pretrained`` or the
-    data set, and a spec may set it too. Names not registered fall through to timm."""
+    data set, and a spec may set it too. Names not registered go to the name sources
+    (``register.source``): the built-in backbones take any timm model name."""
 
 
 @hookspec

@@ -54,9 +54,12 @@ def _names_from_env(variable: str) -> set[str] | None:
 
 
 def _cxrlt_version() -> str:
-    from cxrlt import __version__
-
-    return __version__
+    """The installed cxrlt's version, read from its metadata: ``cxrlt/__init__`` sits above
+    the plugin manager."""
+    try:
+        return metadata.version("cxrlt")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "?"
 
 
 @cache
@@ -142,8 +145,6 @@ def failed_plugins() -> list[PluginInfo]:
 
 
 def reset() -> None:
-    """Forget the plugin manager and registries (after installing a plugin, or in tests)."""
-    from cxrlt import registry
-
+    """Forget the plugin manager, hence the registries built from it (after installing a
+    plugin, or in tests)."""
     _manager.cache_clear()
-    registry.clear_cache()

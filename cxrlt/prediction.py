@@ -24,8 +24,15 @@ from torch import nn
 
 from cxrlt.calibration.calibrators import LossActivation
 from cxrlt.errors import CxrltError
-from cxrlt.io import read_json
-from cxrlt.outputs.run_dir import CALIBRATION, WEIGHTS, RunDir, load_weights
+from cxrlt.outputs.run_dir import CALIBRATION, CONFIG, WEIGHTS, RunDir, load_weights
+from cxrlt.outputs.run_schema import (
+    COMPLETE,
+    PREDICTED,
+    PROB,
+    TRAINED,
+    RunConfig,
+    class_columns,
+)
 from cxrlt.registry import resolve
 from cxrlt.spec import Spec, parse_spec
 
@@ -36,7 +43,7 @@ NEW_IMAGES = "images"  # the cache part of images predicted from a folder or fil
 # A prediction table: indexed by image, then per class its probability and binary prediction,
 # then why the image has neither (it could not be decoded and was skipped), else empty.
 IMAGE_COLUMN = "image"
-PREDICTION_KINDS = ("prob", "predicted")
+PREDICTION_KINDS = (PROB, PREDICTED)
 PROBLEM_COLUMN = "problem"
 _DICOM_MAGIC = (128, b"DICM")  # offset and bytes of the DICOM header
 
@@ -46,7 +53,9 @@ ImageSource = str | Path | Sequence[str | Path]
 def prediction_columns(classes: Sequence[str]) -> list[str]:
     """The columns of a prediction table after its index: ``prob:<class>``,
     ``predicted:<class>``, then ``problem``."""
-    return [f"{kind}:{c}" for kind in PREDICTION_KINDS for c in classes] + [PROBLEM_COLUMN]
+    return [name for kind in PREDICTION_KINDS for name in class_columns(kind, classes)] + [
+        PROBLEM_COLUMN
+    ]
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,7 @@ class TrainedRun(Predictor):
     """A finished run, ready to predict."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig
     model: nn.Module
     loss: nn.Module
     calibrator: Any  # a fitted Calibrator, or None
@@ -182,15 +191,15 @@ class TrainedRun(Predictor):
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.config["data"]["classes"])
+        return self.config.data.classes
 
     @property
     def size(self) -> int:
-        return int(self.config["options"]["size"])
+        return int(self.config.options["size"])
 
     @property
     def letterbox(self) -> bool:
-        return bool(self.config["options"]["letterbox"])
+        return bool(self.config.options["letterbox"])
 
     def logits(self, images: np.ndarray, bs: int = 64) -> np.ndarray:
         """Logits for uint8 images of shape (N, H, W), in batches."""
@@ -220,13 +229,13 @@ class TrainedEnsemble(Predictor):
     """A finished ensemble, ready to predict: its members' probabilities merged."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig
     members: list[Predictor]
     thresholds: np.ndarray
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.config["data"]["classes"])
+        return self.config.data.classes
 
     def scores(
         self, images: pd.DataFrame, *, bs: int = 64, part: str = "test", skip_bad: bool = False
@@ -235,14 +244,14 @@ class TrainedEnsemble(Predictor):
         left out of all."""
         from cxrlt.ensemble import merge_probabilities
 
-        ensemble = self.config["ensemble"]
+        ensemble = self.config.ensemble
         members = [m.scores(images, bs=bs, part=part, skip_bad=skip_bad) for m in self.members]
         failures: dict[int, str] = {}
         for scores in members:
             for row, why in scores.failures.items():
                 failures.setdefault(row, why)
         probs, logits = merge_probabilities(
-            [scores.probs for scores in members], ensemble["weights"], ensemble["merge"]
+            [scores.probs for scores in members], ensemble.weights, ensemble.merge
         )
         return _blank_failures(Scores(probs, logits, dict(sorted(failures.items()))))
 
@@ -328,7 +337,7 @@ def backbone_without_weights(spec: str) -> Any:
     return resolve("backbones", Spec(arch.name, params))
 
 
-def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, dict[str, Any]]:
+def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, RunConfig]:
     """A finished run's folder and config; an unfinished one is refused, naming the fix.
 
     ``trained`` also accepts a run whose training finished but whose post-training or
@@ -336,8 +345,8 @@ def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, di
     """
     run_dir = RunDir(path, check=False)
     config = run_dir.read_config()
-    accepted = ("complete", "trained") if trained else ("complete",)
-    if config.get("status") not in accepted or not run_dir.file(WEIGHTS).is_file():
+    accepted = (COMPLETE, TRAINED) if trained else (COMPLETE,)
+    if config.status not in accepted or not run_dir.file(WEIGHTS).is_file():
         raise CxrltError(
             f"{run_dir.path} is not a complete run (no {WEIGHTS}, or it never finished): "
             f"finish it with `cxrlt run --resume {run_dir.path}`, or pick another run."
@@ -345,9 +354,9 @@ def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, di
     return run_dir, config
 
 
-def post_steps(config: dict[str, Any]) -> list[str]:
+def post_steps(config: RunConfig) -> list[str]:
     """The specs of the post-training steps a run's model went through, in order."""
-    return [step["spec"] for step in config.get("post", [])]
+    return [step.spec or step.name for step in config.post]
 
 
 def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun | TrainedEnsemble:
@@ -355,9 +364,10 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
     a run's model, loss, calibrator and thresholds; an ensemble's members, each loaded so."""
     run_dir = RunDir(path, check=False)
     config = run_dir.read_config()
-    if "ensemble" in config:
-        members = [load_run(member, device) for member in config["ensemble"]["members"]]
-        thresholds = saved_thresholds(run_dir.path, len(config["data"]["classes"]))
+    if config.ensemble is not None:
+        members = [load_run(member, device) for member in config.ensemble.members]
+        data = config.required("data", run_dir.file(CONFIG))
+        thresholds = saved_thresholds(run_dir.path, len(data.classes))
         return TrainedEnsemble(run_dir.path, config, members, thresholds)
     return _load_model_run(path, torch.device(device))
 
@@ -365,28 +375,29 @@ def load_run(path: Path | str, device: torch.device | str = "cpu") -> TrainedRun
 def _load_model_run(path: Path | str, device: torch.device) -> TrainedRun:
     """Rebuild a complete run's model, loss, calibrator and thresholds from its directory."""
     from cxrlt.calibration.calibrators import calibrator_from_state
+    from cxrlt.model.build import build_model
     from cxrlt.post import rebuild
-    from cxrlt.training.learner import build_model
 
     run_dir, config = complete_run(path)
-    specs, data = config["specs"], config["data"]
+    file = run_dir.file(CONFIG)
+    config.required("options", file)  # the size and letterbox its images are decoded with
+    config.required("specs", file)
+    data, specs = config.required("data", file), config.spec_strings
     model = build_model(
-        backbone_without_weights(specs["arch"]["spec"]),
-        resolve("heads", specs["head"]["spec"]),
-        len(data["classes"]),
+        backbone_without_weights(specs["arch"]), resolve("heads", specs["head"]), len(data.classes)
     )
-    model = rebuild(model, post_steps(config), data["classes"])
+    model = rebuild(model, post_steps(config), list(data.classes))
     load_weights(model, run_dir.file(WEIGHTS))
-    loss = resolve("losses", specs["loss"]["spec"]).build(
-        class_counts=data["train_counts"], n_items=data["n_train"]
+    loss = resolve("losses", specs["loss"]).build(
+        class_counts=list(data.train_counts), n_items=data.n_train
     )
-    calibration = _saved_calibration(run_dir)
+    calibration = run_dir.read_calibration()
     calibrator = None
     if saved := calibration.get("calibrator"):
         calibrator = calibrator_from_state(
             saved["spec"], saved["state"], fallback=LossActivation(loss)
         )
-    thresholds = _policy_thresholds(run_dir, calibration, len(data["classes"]))
+    thresholds = _policy_thresholds(run_dir, calibration, len(data.classes))
     return TrainedRun(run_dir.path, config, model.to(device), loss, calibrator, thresholds, device)
 
 
@@ -408,10 +419,13 @@ def predict_submission(
     """
     from cxrlt.outputs.submission import write_dataset_submission
 
-    config = RunDir(run, check=False).read_config()
-    dataset = dataset or config["options"]["dataset"]
-    data = data if data is not None else config["options"].get("data")
-    images_set = resolve("datasets", dataset).build(path=data)
+    run_dir = RunDir(run, check=False)
+    config = run_dir.read_config()
+    options = config.required("options", run_dir.file(CONFIG))
+    dataset = dataset or options["dataset"]
+    data = data if data is not None else options.get("data")
+    resolved = resolve("datasets", dataset)
+    images_set = resolved.build(path=data)
     if images_set.test is None:
         raise CxrltError(
             f"The data set {dataset!r}{f' at {data}' if data else ''} has no test images "
@@ -419,7 +433,8 @@ def predict_submission(
         )
     probs, _ = predict_table(run, images_set.test, bs=bs, device=device)
     ids = images_set.test["ImageID"]
-    return write_dataset_submission(out, images_set.name, ids, probs, config["data"]["classes"])[0]
+    classes = config.required("data", run_dir.file(CONFIG)).classes
+    return write_dataset_submission(out, resolved.entry.name, ids, probs, list(classes))[0]
 
 
 def predict_table(
@@ -445,13 +460,7 @@ def saved_thresholds(run: Path | str, n_classes: int) -> np.ndarray:
     """The thresholds of a run's threshold policy (calibration.json), one per class; 0.5 for
     runs without one (ensembles, runs older than the policies)."""
     run_dir = RunDir(run, check=False)
-    return _policy_thresholds(run_dir, _saved_calibration(run_dir), n_classes)
-
-
-def _saved_calibration(run_dir: RunDir) -> dict[str, Any]:
-    """calibration.json's calibrator and threshold policy (specs and states), if any."""
-    file = run_dir.file(CALIBRATION)
-    return read_json(file) if file.is_file() else {}
+    return _policy_thresholds(run_dir, run_dir.read_calibration(), n_classes)
 
 
 def _policy_thresholds(run_dir: RunDir, calibration: dict[str, Any], n_classes: int) -> np.ndarray:

@@ -13,12 +13,14 @@ import importlib
 import inspect
 import typing
 from collections import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType, UnionType
 from typing import Any
+
+import pluggy
 
 from cxrlt.errors import CxrltError
 from cxrlt.plugins import BLOCK_ENV, failed_plugins, plugin_manager, plugin_version
@@ -87,6 +89,43 @@ class Param:
         return text if self.required else f"{text} = {self.default!r}"
 
 
+def _load(target: str) -> Any:
+    """The object a ``"package.module:attr"`` string names."""
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    """The file a challenge's scorer expects for a data set's test images: the id column, then
+    the classes in order. A data set entry declares its formats (``submissions=``), so
+    ``class_list`` may be a lazy ``"module:attr"`` string and declaring one stays import-cheap."""
+
+    name: str
+    id_column: str
+    class_list: tuple[str, ...] | str
+    notes: str = ""
+
+    @cached_property
+    def classes(self) -> tuple[str, ...]:
+        if not isinstance(self.class_list, str):
+            return tuple(self.class_list)
+        try:
+            return tuple(_load(self.class_list))
+        except (ImportError, AttributeError, TypeError) as error:
+            raise CxrltError(
+                f"The submission format {self.name!r} takes its classes from "
+                f"{self.class_list!r}, which cannot be loaded ({error})."
+            ) from error
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.id_column, *self.classes)
+
+
 @dataclass(frozen=True)
 class Entry:
     """A named choice at a hook point, pointing lazily at its implementation."""
@@ -104,16 +143,17 @@ class Entry:
     deviations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # Losses only: the head spec the loss is designed for, the run's head unless --head says.
     head: str | None = None
+    # Data sets only: the challenge files its test images can be written as, and whether a
+    # backbone starts from random weights on it unless told otherwise (an offline first run).
+    submissions: tuple[SubmissionFormat, ...] = ()
+    trains_from_scratch: bool = False
 
     def load(self) -> Callable[..., Any]:
         """Import and return the target."""
         if not isinstance(self.target, str):
             return self.target
-        module_name, _, attr = self.target.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            obj = _load(self.target)
         except (ImportError, AttributeError) as error:
             raise CxrltError(
                 f"The {KINDS[self.kind].singular} {self.name!r} from plugin {self.plugin!r} "
@@ -157,7 +197,51 @@ class Entry:
             "paper": self.paper,
             "deviations": dict(self.deviations),
             "head": self.head,
+            "submissions": [fmt.name for fmt in self.submissions],
+            "trains_from_scratch": self.trains_from_scratch,
         }
+
+
+@dataclass(frozen=True)
+class NameSource:
+    """Names a plugin answers for beyond those it registers (a model library's, say).
+
+    ``claim(name)`` returns the ``register`` keywords (``target`` included) of a name the
+    source owns, None otherwise; ``names()`` gives candidates to suggest for a misspelt name
+    (none when absent); ``note`` is the line ``cxrlt list`` prints about the source. Both
+    functions may be lazy ``"module:attr"`` strings, so registering a source imports nothing.
+    """
+
+    kind: str
+    plugin: str
+    claim: Callable[[str], Mapping[str, Any] | None] | str
+    names: Callable[[], Iterable[str]] | str | None
+    note: str
+
+    def _call(self, function: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return (_load(function) if isinstance(function, str) else function)(*args, **kwargs)
+        except CxrltError:
+            raise
+        except Exception as error:
+            raise CxrltError(
+                f"The {KINDS[self.kind].singular} name source of plugin {self.plugin!r} failed "
+                f"({type(error).__name__}: {error}). Fix it, or block the plugin with "
+                f"{BLOCK_ENV}={self.plugin}."
+            ) from error
+
+    def entry(self, name: str) -> Entry | None:
+        """The entry for ``name`` if this source claims it."""
+        fields = self._call(self.claim, name)
+        if fields is None:
+            return None
+        claimed: list[Entry] = []
+        self._call(_Register(KINDS[self.kind], self.plugin, claimed, []), name, **fields)
+        return claimed[0]
+
+    def candidates(self) -> list[str]:
+        """The names to suggest for a misspelt one."""
+        return [] if self.names is None else list(self._call(self.names))
 
 
 @dataclass(frozen=True)
@@ -242,11 +326,15 @@ def _fits(value: Any, annotation: Any) -> bool:
 
 
 class Registry:
-    """The entries of one kind, by name and alias."""
+    """The entries of one kind, by name and alias, and the name sources that answer for
+    names no entry has."""
 
-    def __init__(self, kind: Kind, entries: list[Entry]) -> None:
+    def __init__(
+        self, kind: Kind, entries: list[Entry], sources: Sequence[NameSource] = ()
+    ) -> None:
         self.kind = kind
         self.entries = entries
+        self.sources = tuple(sources)
         self._by_name: dict[str, Entry] = {}
         for entry in entries:
             for name in (entry.name, *entry.aliases):
@@ -273,8 +361,10 @@ class Registry:
     def get(self, name: str) -> Entry:
         """The entry for a name or alias; an unknown name lists the closest ones."""
         entry = self._by_name.get(name)
-        if entry is None and self.kind.name == "backbones":
-            entry = _timm_backbone_entry(name)
+        for source in self.sources:
+            if entry is not None:
+                break
+            entry = source.entry(name)
         if entry is None:
             raise CxrltError(self._unknown_message(name))
         return entry
@@ -282,14 +372,13 @@ class Registry:
     def _unknown_message(self, name: str) -> str:
         kind = self.kind
         candidates = list(self._by_name)
-        if kind.name == "backbones":
-            candidates += [n for n in _timm_model_names() if n not in self._by_name]
+        for source in self.sources:
+            candidates += [n for n in source.candidates() if n not in self._by_name]
         close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
         hint = f" Closest: {', '.join(close)}." if close else ""
         known = ", ".join(e.name for e in self.entries) or "none installed"
         message = f"Unknown {kind.singular} {name!r}.{hint} Known: {known}."
-        if kind.name == "backbones":
-            message += " Any timm model name works too."
+        message += "".join(f" {source.note}" for source in self.sources)
         message += f" See `cxrlt list {kind.name}`."
         broken = failed_plugins()
         if broken:
@@ -297,12 +386,14 @@ class Registry:
             message += f" Note: these plugins failed to load and may provide it: {names}."
         return message
 
-    def resolve(self, spec: Spec | str, **overrides: Any) -> Resolved:
+    def resolve(self, spec: Resolved | Spec | str, **overrides: Any) -> Resolved:
         """Check a spec's parameters against its entry and fill in the defaults.
 
-        ``overrides`` (the kind's ``overridable`` parameters, e.g. a backbone's
-        ``pretrained``) replace the spec's value where the target declares the parameter and
-        are dropped where it does not; None leaves the spec as it is.
+        ``spec`` is a name with parameters, a parsed :class:`Spec`, or a :class:`Resolved`
+        of this kind (checked again only when an override is given). ``overrides`` (the kind's
+        ``overridable`` parameters, e.g. a backbone's ``pretrained``) replace the spec's value
+        where the target declares the parameter and are dropped where it does not; None leaves
+        the spec as it is.
         """
         unknown = sorted(set(overrides) - set(self.kind.overridable))
         if unknown:
@@ -310,6 +401,16 @@ class Registry:
                 f"{self.kind.name} take no override {', '.join(unknown)}; "
                 f"overridable: {', '.join(self.kind.overridable) or 'none'}"
             )
+        if isinstance(spec, Resolved):
+            if spec.entry.kind != self.kind.name:
+                raise CxrltError(
+                    f"'{spec.spec}' is a {KINDS[spec.entry.kind].singular}, not a "
+                    f"{self.kind.singular}: give a {self.kind.singular} name "
+                    f"(see `cxrlt list {self.kind.name}`)."
+                )
+            if all(value is None for value in overrides.values()):
+                return spec
+            spec = spec.spec
         spec = parse_spec(spec) if isinstance(spec, str) else spec
         entry = self.get(spec.name)
         params = entry.params()
@@ -345,41 +446,20 @@ class Registry:
         return Resolved(entry, values)
 
 
-def _timm_model_names() -> list[str]:
-    import timm
-
-    return timm.list_models()
-
-
-def _timm_backbone_entry(name: str) -> Entry | None:
-    """Any timm model name (or ``hf-hub:`` id) resolves to a timm backbone."""
-    import timm
-
-    if not (name.startswith(("hf-hub:", "hf_hub:")) or timm.is_model(name)):
-        return None
-    return Entry(
-        kind="backbones",
-        name=name,
-        target="cxrlt.model.backbone:timm_backbone",
-        plugin="timm",
-        summary="timm model",
-        bound=MappingProxyType({"model_name": name}),
-    )
-
-
 def registry(kind: str) -> Registry:
     """The registry of one kind (singular or plural word), built on first use."""
-    return _collect(kind_named(kind).name)
+    return _collect(kind_named(kind).name, plugin_manager())
 
 
-@cache
-def _collect(kind_name: str) -> Registry:
+# Keyed by the plugin manager as well, so a new one (``plugins.reset()``) gets new registries.
+@lru_cache(maxsize=len(KINDS))
+def _collect(kind_name: str, pm: pluggy.PluginManager) -> Registry:
     """Every plugin's ``register_<kind>`` entries, each call told which plugin is speaking."""
     kind = KINDS[kind_name]
     entries: list[Entry] = []
-    pm = plugin_manager()
+    sources: list[NameSource] = []
     for impl in getattr(pm.hook, f"register_{kind.name}").get_hookimpls():
-        register = _register_function(kind, impl.plugin_name, entries)
+        register = _Register(kind, impl.plugin_name, entries, sources)
         try:
             impl.function(**{arg: register for arg in impl.argnames})
         except CxrltError:
@@ -390,11 +470,26 @@ def _collect(kind_name: str) -> Registry:
                 f"{type(error).__name__}: {error}. Fix it, or block it with "
                 f"{BLOCK_ENV}={impl.plugin_name}."
             ) from error
-    return Registry(kind, entries)
+    return Registry(kind, entries, sources)
 
 
-def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callable[..., None]:
-    def register(
+class _Register:
+    """The ``register`` a ``register_<kind>`` hook receives, speaking for one plugin:
+    ``register(name, target, ...)`` adds an entry and ``register.source(...)`` a name source
+    (see :mod:`cxrlt.hookspecs`)."""
+
+    def __init__(
+        self, kind: Kind, plugin: str, entries: list[Entry], sources: list[NameSource]
+    ) -> None:
+        self.kind, self.plugin, self.entries, self.sources = kind, plugin, entries, sources
+
+    def _refuse(self, name: str, problem: str) -> CxrltError:
+        return CxrltError(
+            f"Plugin {self.plugin!r} registered {self.kind.singular} {name!r} with {problem}"
+        )
+
+    def __call__(
+        self,
         name: str,
         target: Any,
         *,
@@ -404,33 +499,34 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
         paper: str = "",
         deviations: Mapping[str, str] | None = None,
         head: str | None = None,
+        submissions: Sequence[SubmissionFormat] = (),
+        trains_from_scratch: bool = False,
     ) -> None:
+        kind, plugin = self.kind, self.plugin
         if not isinstance(name, str) or not name or set(name) & set(",= "):
             raise CxrltError(
                 f"Plugin {plugin!r} registered an invalid {kind.singular} name {name!r}."
             )
         if isinstance(target, str) and ":" not in target:
-            raise CxrltError(
-                f"Plugin {plugin!r} registered {kind.singular} {name!r} with target {target!r}: "
-                "write it as 'package.module:attribute'."
-            )
+            raise self._refuse(name, f"target {target!r}: write it as 'package.module:attribute'.")
         deviations = dict(deviations or {})
         if not all(isinstance(v, str) and v for v in (*deviations, *deviations.values())):
-            raise CxrltError(
-                f"Plugin {plugin!r} registered {kind.singular} {name!r} with deviations "
-                f"{deviations!r}: give {{'parameter': 'where and why it differs from the paper'}}."
+            raise self._refuse(
+                name,
+                f"deviations {deviations!r}: give "
+                "{'parameter': 'where and why it differs from the paper'}.",
             )
         if deviations and not paper:
-            raise CxrltError(
-                f"Plugin {plugin!r} registered {kind.singular} {name!r} with deviations but no "
-                "paper: say which paper they differ from with paper='Author et al., venue year'."
+            raise self._refuse(
+                name,
+                "deviations but no paper: say which paper they differ from with "
+                "paper='Author et al., venue year'.",
             )
         if head is not None and kind.name != "losses":
-            raise CxrltError(
-                f"Plugin {plugin!r} registered {kind.singular} {name!r} with head={head!r}: only "
-                "a loss declares the head it expects."
-            )
-        entries.append(
+            raise self._refuse(name, f"head={head!r}: only a loss declares the head it expects.")
+        submissions = tuple(submissions)
+        self._check_dataset_declarations(name, submissions, trains_from_scratch)
+        self.entries.append(
             Entry(
                 kind.name,
                 name,
@@ -442,16 +538,56 @@ def _register_function(kind: Kind, plugin: str, entries: list[Entry]) -> Callabl
                 paper=paper,
                 deviations=MappingProxyType(deviations),
                 head=head,
+                submissions=submissions,
+                trains_from_scratch=trains_from_scratch,
             )
         )
 
-    return register
+    def _check_dataset_declarations(
+        self, name: str, submissions: tuple[Any, ...], trains_from_scratch: Any
+    ) -> None:
+        if (submissions or trains_from_scratch) and self.kind.name != "datasets":
+            raise self._refuse(
+                name,
+                "submissions or trains_from_scratch: only a data set declares them.",
+            )
+        if not isinstance(trains_from_scratch, bool):
+            raise self._refuse(
+                name, f"trains_from_scratch={trains_from_scratch!r}: give True or False."
+            )
+        wrong = [fmt for fmt in submissions if not isinstance(fmt, SubmissionFormat)]
+        if wrong:
+            raise self._refuse(
+                name,
+                f"submissions containing {wrong[0]!r}: give "
+                "cxrlt.SubmissionFormat(name, id_column, class_list) records.",
+            )
+        names = [fmt.name for fmt in submissions]
+        if len(set(names)) < len(names):
+            raise self._refuse(name, f"submission formats of repeated names: {names}.")
+
+    def source(
+        self,
+        claim: Callable[[str], Mapping[str, Any] | None] | str,
+        *,
+        names: Callable[[], Iterable[str]] | str | None = None,
+        note: str,
+    ) -> None:
+        """Answer for names no entry has: ``claim(name)`` gives the ``register`` keywords of
+        a name the plugin owns (``target`` included) or None; ``names()`` candidates to
+        suggest for a misspelt name; ``note`` one line for ``cxrlt list``. ``claim`` and
+        ``names`` are functions or lazy ``"module:attr"`` strings."""
+        functions = (claim,) if names is None else (claim, names)
+        lazy_or_callable = all(callable(f) or (isinstance(f, str) and ":" in f) for f in functions)
+        if not lazy_or_callable or not (isinstance(note, str) and note):
+            raise CxrltError(
+                f"Plugin {self.plugin!r} registered a {self.kind.singular} name source "
+                "wrongly: give register.source(claim, names=..., note='one line for users'), "
+                "claim and names as functions or 'package.module:function' strings."
+            )
+        self.sources.append(NameSource(self.kind.name, self.plugin, claim, names, note))
 
 
-def resolve(kind: str, spec: Spec | str, **overrides: Any) -> Resolved:
+def resolve(kind: str, spec: Resolved | Spec | str, **overrides: Any) -> Resolved:
     """Shortcut: ``resolve("losses", "ldam-drw:s=30")``; see :meth:`Registry.resolve`."""
     return registry(kind).resolve(spec, **overrides)
-
-
-def clear_cache() -> None:
-    _collect.cache_clear()

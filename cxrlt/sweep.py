@@ -27,9 +27,11 @@ from rich.console import Console
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import read_json, write_json
-from cxrlt.outputs.run_dir import CHECKPOINT, CONFIG, METRICS
-from cxrlt.pipeline import RunOptions, check_options
+from cxrlt.options import PER_RUN_OPTIONS, RUN_OPTIONS, RunOptions, flag
+from cxrlt.outputs.run_dir import CHECKPOINT, CONFIG, METRICS, RunDir
+from cxrlt.outputs.run_schema import COMPLETE
 from cxrlt.spec import is_parameter, parse_spec, parse_specs, split_top_level
+from cxrlt.workflows.specs import check_options
 
 NO_POST = "none"
 MANIFEST = "sweep.json"
@@ -39,7 +41,7 @@ PLOT = "map_by_loss_and_arch.png"
 FACTORS = ("loss", "arch", "post")
 SCORES = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
 # What a cell's options take from the cell; the rest comes from the sweep's shared options.
-_PER_CELL = ("loss", "arch", "post", "seed", "out", "overwrite", "from_run")
+PER_CELL = (*FACTORS, *PER_RUN_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ class Sweep:
         return write_json(self.folder / MANIFEST, self.manifest())
 
     def manifest(self) -> dict[str, Any]:
-        shared = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in _PER_CELL}
+        shared = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in PER_CELL}
         return {
             "grid": {
                 "loss": list(self.losses),
@@ -242,17 +244,16 @@ class Sweep:
 def _option_args(options: RunOptions) -> list[str]:
     """Command-line arguments that give ``options`` (defaults left out, except the grid's)."""
     args: list[str] = []
-    for field in dataclasses.fields(RunOptions):
+    for field in RUN_OPTIONS:
         value = getattr(options, field.name)
-        flag = "--" + field.name.replace("_", "-")
         if field.name in ("overwrite", "from_run"):
             continue
         if value == field.default and field.name not in ("loss", "arch", "seed", "out"):
             continue
         if isinstance(value, bool):
-            args.append(flag if value else f"--no-{flag[2:]}")
+            args.append(flag(field.name) if value else f"--no-{flag(field.name)[2:]}")
         elif value is not None:
-            args += [flag, str(value)]
+            args += [flag(field.name), str(value)]
     return args
 
 
@@ -261,9 +262,10 @@ def _option_args(options: RunOptions) -> list[str]:
 
 def cell_state(path: Path) -> str:
     """``complete``, ``interrupted`` (a checkpoint to resume), ``started`` or ``absent``."""
-    if not (path / CONFIG).is_file():
+    run_dir = RunDir(path, check=False)
+    if not run_dir.file(CONFIG).is_file():
         return "absent"
-    if read_json(path / CONFIG).get("status") == "complete" and (path / METRICS).is_file():
+    if run_dir.read_config().status == COMPLETE and run_dir.file(METRICS).is_file():
         return "complete"
     return "interrupted" if (path / CHECKPOINT).is_file() else "started"
 
@@ -272,7 +274,7 @@ RunCell = Callable[[RunOptions, Console, bool], Any]
 
 
 def _run_pipeline(options: RunOptions, console: Console, resume: bool) -> Any:
-    from cxrlt.pipeline import run
+    from cxrlt.workflows.run import run
 
     return run(options, console, resume=resume)
 
@@ -311,7 +313,7 @@ def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeli
             failed[cell] = f"{cell.name}: {error}"
             console.print(f"{label}: [red]failed[/red] ({error})", highlight=False)
             continue
-        mAP = read_json(path / METRICS)["mAP"]
+        mAP = RunDir(path, check=False).read_metrics()["mAP"]
         seconds = time.perf_counter() - start
         verb = "resumed" if resume else "done"
         console.print(f"{label}: {verb} in {seconds:.0f} s, mAP {mAP:.3f}", highlight=False)

@@ -214,7 +214,7 @@ def check_backbone(spec: SpecLike) -> None:
     head is given (``head_input_width``)."""
     import torch
 
-    from cxrlt.training.learner import head_input_width
+    from cxrlt.model.build import head_input_width
 
     resolved = _resolved("backbones", spec)
     what = _what(resolved)
@@ -534,8 +534,9 @@ CHECKERS: dict[str, Callable[[SpecLike], None]] = {
 
 
 def check_metadata(resolved: Resolved) -> None:
-    """Each deviation from the paper names a parameter of the entry (or ``formula``), and a
-    loss's declared head is a head that resolves."""
+    """Each deviation from the paper names a parameter of the entry (or ``formula``), a
+    loss's declared head is a head that resolves, and a data set's submission formats name
+    their classes once each, apart from the id column."""
     entry = resolved.entry
     known = {*entry.params(), *entry.bound, "formula"}
     for key in entry.deviations:
@@ -550,6 +551,20 @@ def check_metadata(resolved: Resolved) -> None:
             resolve("heads", entry.head)
         except CxrltError as error:
             _require(False, _what(resolved), "its declared head resolves", str(error))
+    for fmt in entry.submissions:
+        try:
+            classes = fmt.classes
+        except CxrltError as error:
+            _require(False, _what(resolved), "its submission formats' classes load", str(error))
+        _require(
+            classes
+            and all(isinstance(name, str) and name for name in classes)
+            and len(set(classes)) == len(classes)
+            and fmt.id_column not in classes,
+            _what(resolved),
+            "each submission format names its classes once each, apart from the id column",
+            f"{fmt.name}: {fmt.id_column!r}, {classes!r}",
+        )
 
 
 def check_entry(kind: str, spec: SpecLike) -> None:

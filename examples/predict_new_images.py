@@ -17,7 +17,8 @@ import pandas as pd
 
 import cxrlt
 from cxrlt.data.embedded import synthetic_dataset
-from cxrlt.pipeline import RunOptions, run
+from cxrlt.options import RunOptions
+from cxrlt.workflows.run import run
 
 N_NEW = 5  # unlabelled images the embedded data set sets aside, never trained on
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from fastcore.foundation import L
 
-from cxrlt.training.checkpoint import CHECKPOINT
+from cxrlt.outputs.run_dir import CHECKPOINT
 from tests.refusal import refused
 from tests.test_checkpoint_safety import RunsCode, run_folder
 

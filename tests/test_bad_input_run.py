@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from cxrlt import pipeline
-from cxrlt.preflight import build_on_meta
+from cxrlt.options import RunOptions
 from cxrlt.registry import resolve
+from cxrlt.workflows import data
+from cxrlt.workflows.preflight import build_on_meta
+from cxrlt.workflows.specs import check_options
 from tests.refusal import refused
 
 TINY = ["--dataset", "synthetic:n_images=160,size=32", "--size", "32", "--epochs", "1"]
@@ -22,7 +24,7 @@ def no_data_is_read(monkeypatch):
     def read(*args, **kwargs):
         raise AssertionError("the data was read before the bad input was found")
 
-    monkeypatch.setattr(pipeline, "run_dataloaders", read)
+    monkeypatch.setattr(data, "run_dataloaders", read)
 
 
 @pytest.mark.parametrize(
@@ -106,11 +108,9 @@ def test_from_run_into_its_own_folder(tmp_path):
 def test_values_bounded_by_the_class_count_are_left_to_the_real_build():
     """The stand-ins have more classes than any data set, so a head's n_groups that is
     right for the real data is not refused before it is read."""
-    options = pipeline.RunOptions(
-        dataset="synthetic:n_images=160,size=32", head="ml-decoder:n_groups=10"
-    )
-    specs, _ = pipeline.check_options(options)
-    assert specs["head"].params["n_groups"] == 10
+    options = RunOptions(dataset="synthetic:n_images=160,size=32", head="ml-decoder:n_groups=10")
+    specs = check_options(options)
+    assert specs.head.params["n_groups"] == 10
 
 
 def test_data_folder_that_does_not_exist(tmp_path):

@@ -23,10 +23,10 @@ from cxrlt.data.labels import (
 )
 from cxrlt.data.table import read_patient_ids
 from cxrlt.errors import CxrltError
-from cxrlt.outputs.submission import SUBMISSION_FORMATS
 from tests.test_datasets import build, cxrlt26, synthetic_source  # noqa: F401 (fixtures)
+from tests.test_submission import declared_format
 
-README = Path(__file__).parents[1] / "README.md"
+REAL_DATA_GUIDE = Path(__file__).parents[1] / "docs" / "guides" / "real-data.md"
 TEST_IDS = slice(50, 60)  # the fixture's test images
 
 
@@ -200,8 +200,8 @@ def test_the_real_padchest_label_file_gives_every_image_its_patient():
     assert patients[image] == "839860488694292331637988235681460987"  # 36 digits, as text
 
 
-def test_the_readme_lists_the_names_of_every_2026_file():
-    lines = README.read_text().splitlines()
+def test_the_real_data_guide_lists_the_names_of_every_2026_file():
+    lines = REAL_DATA_GUIDE.read_text().splitlines()
     rows = {p: [line for line in lines if f"| `{p}` |" in line] for p in CXR_LT_2026_FILES}
     for parameter, file in CXR_LT_2026_FILES.items():
         [row] = rows[parameter]
@@ -254,8 +254,14 @@ OFFICIAL_MIMIC_ID_COLUMNS = "fpath,subject_id,study_id,dicom_id"
 def test_the_2026_headers_match_the_organisers():
     assert len(OFFICIAL_2026_TRAIN_HEADER.split(",")) == 33
     assert ",".join((*CXR_LT_2026_META_COLUMNS, *CXR_LT_2026_CLASSES)) == OFFICIAL_2026_TRAIN_HEADER
-    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2026"].columns) == OFFICIAL_2026_SUBMISSION_HEADER
-    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2026-task2"].columns) == OFFICIAL_2026_TASK2_HEADER
+    assert (
+        ",".join(declared_format("cxr-lt-2026", "cxr-lt-2026").columns)
+        == OFFICIAL_2026_SUBMISSION_HEADER
+    )
+    assert (
+        ",".join(declared_format("cxr-lt-2026", "cxr-lt-2026-task2").columns)
+        == OFFICIAL_2026_TASK2_HEADER
+    )
     assert ",".join(CXR_LT_2026_TASK2_CLASSES) == OFFICIAL_2026_TASK2_HEADER.split(",", 1)[1]
 
 
@@ -264,8 +270,8 @@ def test_the_mimic_label_lists_match_the_organisers():
     assert ",".join(CXR_LT_2023_CLASSES) == OFFICIAL_2023_CLASSES
     gold = OFFICIAL_2023_CLASSES.replace("No Finding", "Normal")
     assert ",".join(CXR_LT_2024_GOLD_CLASSES) == gold
-    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2024"].classes) == OFFICIAL_2024_CLASSES
-    assert ",".join(SUBMISSION_FORMATS["cxr-lt-2023"].classes) == OFFICIAL_2023_CLASSES
+    assert ",".join(declared_format("cxr-lt-2024", "cxr-lt-2024").classes) == OFFICIAL_2024_CLASSES
+    assert ",".join(declared_format("cxr-lt-2023", "cxr-lt-2023").classes) == OFFICIAL_2023_CLASSES
     assert ",".join(MIMIC_META_COLUMNS) == OFFICIAL_MIMIC_ID_COLUMNS
 
 

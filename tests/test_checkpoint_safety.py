@@ -17,8 +17,9 @@ from fastcore.foundation import L
 
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions
-from cxrlt.training.checkpoint import CHECKPOINT, rng_states, safe_form, set_rng_states
+from cxrlt.options import RunOptions
+from cxrlt.outputs.run_dir import CHECKPOINT
+from cxrlt.training.checkpoint import rng_states, safe_form, set_rng_states
 from tests.conftest import TINY_DATA
 from tests.refusal import refused
 

@@ -88,7 +88,18 @@ def _modules_after(args: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["list", "loss"], ["plugins"], ["run", "--help"], ["prepare", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["list", "loss"],
+        ["plugins"],
+        ["run", "--help"],
+        ["prepare", "--help"],
+        ["show", "loss", "ldam-drw"],
+        ["show", "post", "crt"],
+        ["show", "backbone", "resnet18"],
+    ],
 )
 def test_listing_commands_do_not_import_heavy_libraries(args):
     assert _modules_after(args) == set()

@@ -22,7 +22,7 @@ from cxrlt.data.synthetic import write_synthetic_cxr
 from cxrlt.errors import CxrltError
 from cxrlt.model.heads import LinearHead
 from cxrlt.post import PostStep
-from cxrlt.registry import Entry, Resolved, registry, resolve
+from cxrlt.registry import Entry, Resolved, SubmissionFormat, registry, resolve
 from cxrlt.testing import (
     check_calibrator_object,
     check_dataset_object,
@@ -208,3 +208,18 @@ def test_metadata_check_catches_a_wrong_deviation_or_head(metadata: dict, rule: 
     entry = Entry("losses", "focal-x", "cxrlt.training.losses:FocalLoss", "test", **metadata)
     with pytest.raises(AssertionError, match=f"breaks the rule: {rule}"):
         check_metadata(Resolved(entry, {"gamma": 2.0, "alpha": None}))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rule"),
+    [
+        (SubmissionFormat("dup", "id", ("a", "a")), "names its classes once each"),
+        (SubmissionFormat("id-too", "id", ("id", "a")), "apart from the id column"),
+        (SubmissionFormat("empty", "id", ()), "names its classes once each"),
+        (SubmissionFormat("lost", "id", "cxrlt.data.labels:NO_SUCH"), "classes load"),
+    ],
+)
+def test_metadata_check_catches_a_broken_submission_format(fmt: SubmissionFormat, rule: str):
+    entry = Entry("datasets", "films", "cxrlt.data.embedded:synthetic_dataset", "test")
+    with pytest.raises(AssertionError, match=f"breaks the rule: .*{rule}"):
+        check_metadata(Resolved(replace(entry, submissions=(fmt,)), {}))

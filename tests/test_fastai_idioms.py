@@ -23,10 +23,17 @@ from fastai.vision.data import ImageBlock
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from cxrlt import CxrltError, cxr_dataloaders, cxr_learner, load_learner
+from cxrlt import (
+    CxrltError,
+    Spec,
+    cxr_dataloaders,
+    cxr_learner,
+    load_learner,
+    resolve,
+    training_label_counts,
+)
 from cxrlt.data.images import read_image
 from cxrlt.data.labels import CXR_LT_2026_CLASSES
-from cxrlt.training.learner import training_label_counts
 from tests.conftest import TINY_DATA
 from tests.test_images import smooth, write_dicom
 
@@ -171,6 +178,26 @@ def run_python(code: str, **env: str) -> str:
     return result.stdout
 
 
+def test_parts_may_be_names_parsed_specs_or_resolved_specs(dls):
+    """A caller that resolved its specs once (as ``cxrlt run`` does) passes them on as they are."""
+    dataset = resolve("datasets", TINY_DATA)
+    again = cxr_dataloaders(dataset, size=32, bs=16, sampler=Spec("uniform", {}))
+    assert again.specs == dls.specs
+    assert again.classes == dls.classes and (again.is_valid == dls.is_valid).all()
+    by_name = cxr_learner(dls, ARCH, loss="ldam:s=2", head="cosine")
+    resolved = cxr_learner(
+        again,
+        resolve("backbones", ARCH),
+        loss=Spec("ldam", {"s": 2}),
+        head=resolve("heads", "cosine"),
+    )
+    assert resolved.specs == by_name.specs
+    assert str(resolved.model) == str(by_name.model)
+    with pytest.raises(CxrltError, match="'bce' is a loss, not a backbone"):
+        cxr_learner(dls, resolve("losses", "bce"))
+
+
+@pytest.mark.slow
 def test_summary_works_with_just_import_cxrlt():
     out = run_python(
         f"""
@@ -182,6 +209,7 @@ def test_summary_works_with_just_import_cxrlt():
     assert "CXRClassifier (Input shape: 16 x 1 x 32 x 32)" in out and "Total params" in out
 
 
+@pytest.mark.slow
 def test_exported_learner_predicts_in_a_fresh_process_without_the_data(dls, learn, tmp_path):
     learn.export(tmp_path / "learner.pkl")
     path = dls.data.paths[0]
@@ -217,6 +245,7 @@ def test_load_learner_names_a_missing_or_foreign_file(tmp_path):
 # --------------------------------------------------------- DataLoaders cxrlt did not build
 
 
+@pytest.mark.slow
 def test_cxr_learner_on_a_datablock_counts_the_training_split(tmp_path):
     rng = np.random.default_rng(0)
     rows = []

@@ -8,12 +8,14 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from cxrlt import pipeline
-from cxrlt.head_choice import choose_head
+from cxrlt.model.head_choice import choose_head
 from cxrlt.model.heads import CosineHead, LinearHead
-from cxrlt.pipeline import RunOptions, check_specs
+from cxrlt.options import RunOptions
 from cxrlt.registry import resolve
 from cxrlt.sweep import Sweep
+from cxrlt.workflows import data
+from cxrlt.workflows.run import run
+from cxrlt.workflows.specs import check_specs
 
 LOSS_WITH_HEAD = """
 from cxrlt.hookspecs import hookimpl
@@ -26,7 +28,7 @@ def register_losses(register):
 
 
 def _head(options: RunOptions) -> str:
-    return str(check_specs(options)[0]["head"].spec)
+    return str(check_specs(options).head.spec)
 
 
 @pytest.mark.parametrize(
@@ -59,13 +61,13 @@ def test_the_run_prints_the_note(tmp_path, monkeypatch) -> None:
     def stop(*args, **kwargs):
         raise Stop
 
-    monkeypatch.setattr(pipeline, "run_dataloaders", stop)  # stop before any data or training
+    monkeypatch.setattr(data, "run_dataloaders", stop)  # stop before any data or training
     printed = {}
     for head in (None, "linear"):
         console = Console(record=True, width=300)
         options = RunOptions(loss="ldam", head=head, device="cpu", out=tmp_path / str(head))
         with pytest.raises(Stop):
-            pipeline.run(options, console)
+            run(options, console)
         printed[head] = console.export_text()
     assert "designed for the head 'cosine:scale=1.0'" in printed["linear"]
     assert "designed for" not in printed[None]
@@ -94,17 +96,17 @@ def test_cxr_learner_gets_the_same_default_head() -> None:
 def test_ldam_on_its_default_head_is_s_times_cos_minus_margin_not_s_squared() -> None:
     """Cao et al.: logits s * (cos - y * Delta) with |cos| <= 1; the cosine head must not
     scale the cosines a second time."""
-    specs, _ = check_specs(RunOptions(loss="ldam"))
+    specs = check_specs(RunOptions(loss="ldam"))
     counts = [100, 10, 1]
-    loss = specs["loss"].build(class_counts=counts, n_items=120)
+    loss = specs.loss.build(class_counts=counts, n_items=120)
     torch.manual_seed(0)
-    head = specs["head"].build(in_features=8, n_classes=3)
+    head = specs.head.build(in_features=8, n_classes=3)
     features = torch.randn(4, 8)
     targets = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
     cos = F.normalize(features, dim=1) @ F.normalize(head.weight.detach(), dim=1).T
     logits = head(features)
     torch.testing.assert_close(logits, cos)
-    s, max_m = specs["loss"].params["s"], specs["loss"].params["max_m"]
+    s, max_m = specs.loss.params["s"], specs.loss.params["max_m"]
     raw = torch.tensor(counts, dtype=torch.float32) ** -0.25
     margins = raw * max_m / raw.max()
     expected = F.binary_cross_entropy_with_logits(s * (cos - targets * margins), targets)

@@ -200,7 +200,7 @@ def test_spatial_head_needs_forward_features():
 
 def test_pooled_heads_get_the_pooled_width_where_timm_widens_it():
     """MobileNetV3 pools 576 channels into a 1024-wide vector: linear heads take 1024."""
-    from cxrlt.training.learner import head_input_width
+    from cxrlt.model.build import head_input_width
 
     backbone = timm_backbone("mobilenetv3_small_100", in_chans=1)
     head = resolve("heads", "linear").build(

@@ -1,10 +1,10 @@
 """Meta-tests of the hook points in cxrlt/hookspecs.py, found through pluggy.
 
-Every hook is documented in README.md's hook table with its signature and its target's call
-signature, the one its docstring gives after "Target:". Every hook has a case in ``CASES``: a
+Every hook's docstring gives its target's call signature after "Target:" (the documentation's
+hooks page is generated from them, tests/test_docs.py). Every hook has a case in ``CASES``: a
 real plugin (an entry point, as pip installs one) registers a small entry through the hook,
 and the case uses it as cxrlt does, then the conformance kit checks it. Adding a hook without
-a README row or a case fails here.
+a case fails here.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from cxrlt.spec import parse_spec
 from cxrlt.testing import check_entry, tiny_classifier
 from cxrlt.training.losses import BCELoss, bce_elementwise
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
 
 def hook_docs() -> dict[str, str]:
     """Every hook pluggy finds in cxrlt.hookspecs, with its docstring."""
@@ -57,10 +55,6 @@ def target_signature(hook: str) -> str:
     found = re.findall(r"Target:\s+``(f\([^`]*)``", hook_docs()[hook])
     assert len(found) == 1, f"{hook}'s docstring must give one 'Target: ``f(...)``', got {found}"
     return found[0]
-
-
-def readme_plugins_section() -> str:
-    return README.read_text().split("\n## Plugins\n", 1)[1].split("\n## ", 1)[0]
 
 
 def kind_of(hook: str) -> str:
@@ -81,23 +75,6 @@ def test_target_signature_names_what_cxrlt_supplies(hook):
     arguments = signature[signature.index("(") + 1 : signature.index(")")].split(",")
     supplied = [a.strip() for a in arguments if a.strip() and not a.strip().startswith("*")]
     assert set(supplied) == set(KINDS[kind_of(hook)].context), signature
-
-
-def test_readme_table_has_a_row_per_hook_and_no_other():
-    documented = re.findall(r"^\|\s*`(register_\w+)\(register\)`", readme_plugins_section(), re.M)
-    assert sorted(documented) == HOOKS
-
-
-@pytest.mark.parametrize("hook", HOOKS)
-def test_readme_row_gives_the_hook_and_target_signatures(hook):
-    rows = [
-        line
-        for line in readme_plugins_section().splitlines()
-        if line.startswith("|") and f"`{hook}(register)`" in line
-    ]
-    assert len(rows) == 1, f"README.md's Plugins section needs one table row for {hook}"
-    signature = target_signature(hook)
-    assert f"`{signature}`" in rows[0], f"the README row of {hook} must give `{signature}`"
 
 
 # ---- (b) every hook registers an entry that cxrlt uses -------------------------------------
@@ -239,7 +216,7 @@ def use_sampler(spec: str) -> None:
 
 
 def use_backbone(spec: str) -> None:
-    from cxrlt.training.learner import build_model
+    from cxrlt.model.build import build_model
 
     model = build_model(resolve("backbones", spec), resolve("heads", "linear"), n_classes=3)
     assert (type(model.backbone), model.backbone.in_chans, model.head.fc.in_features) == (
@@ -251,7 +228,7 @@ def use_backbone(spec: str) -> None:
 
 
 def use_head(spec: str) -> None:
-    from cxrlt.training.learner import build_model
+    from cxrlt.model.build import build_model
 
     model = build_model(resolve("backbones", "resnet18"), resolve("heads", spec), n_classes=4)
     assert (type(model.head), model.head.in_features, model.head.mlp[0].out_features) == (

@@ -8,10 +8,11 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from cxrlt import pipeline
 from cxrlt.calibration import held_out
 from cxrlt.cli import app
 from cxrlt.outputs.run_dir import CONFIG, LOG, WEIGHTS
+from cxrlt.workflows import data, training
+from cxrlt.workflows import run as workflow
 from tests.refusal import flat, refused
 
 TINY = ["--dataset", "synthetic:n_images=160,size=32", "--size", "32", "--bs", "32"]
@@ -93,19 +94,19 @@ def test_resume_takes_no_other_option_than_post(failed_after_training):
 
 def test_ctrl_c_during_training_prints_the_resume_command(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    real = pipeline.build_branches
+    real = workflow.build_branches
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "build_branches", interrupted)
+    monkeypatch.setattr(workflow, "build_branches", interrupted)
     refused(
         ["run", *TINY, "--epochs", "2", "--out", out],
         "Interrupted after 2 of 2 epochs",
         f"Continue it with: cxrlt run --resume {out}",
         code=130,
     )
-    monkeypatch.setattr(pipeline, "build_branches", real)
+    monkeypatch.setattr(workflow, "build_branches", real)
     result = CliRunner().invoke(app, ["run", "--resume", str(out)])
     assert result.exit_code == 0, result.output
     assert status(out) == "complete"
@@ -119,7 +120,7 @@ def test_ctrl_c_before_an_overwriting_run_started_keeps_the_old_run(tmp_path, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "run_dataloaders", interrupted)
+    monkeypatch.setattr(data, "run_dataloaders", interrupted)
     refused(
         ["run", *TINY, "--epochs", "1", "--out", out, "--overwrite"],
         "Interrupted before training started; nothing was written",
@@ -134,7 +135,7 @@ def test_ctrl_c_before_training_says_nothing_was_written(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "run_dataloaders", interrupted)
+    monkeypatch.setattr(data, "run_dataloaders", interrupted)
     refused(
         ["run", *TINY, "--out", out],
         "Interrupted before training started; nothing was written",
@@ -150,7 +151,7 @@ def test_resume_of_a_run_stopped_before_its_first_epoch_trains_afresh(tmp_path, 
     def stopped(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "train_and_checkpoint", stopped)
+    monkeypatch.setattr(training, "train_and_checkpoint", stopped)
     refused(["run", *TINY, "--epochs", "1", "--out", out], "after 0 of 1 epochs", code=130)
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["run", "--resume", str(out)])
@@ -168,7 +169,7 @@ def test_a_corrupt_test_image_stops_the_run_before_training(tmp_path, monkeypatc
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the test images were checked")
 
-    monkeypatch.setattr(pipeline, "train_and_checkpoint", no_training)
+    monkeypatch.setattr(training, "train_and_checkpoint", no_training)
     out = tmp_path / "run"
     refused(
         [

@@ -1,5 +1,5 @@
-"""The README's "Write a plugin" steps as a newcomer follows them: copy and rename the template
-with the README's own commands, pip-install the copy, then list, block, train with its loss
+"""The plugin guide's "Write a plugin" steps as a newcomer follows them: copy and rename the
+template with the guide's own commands, pip-install the copy, then list, block, train with its loss
 and run its tests (the conformance kit among them)."""
 
 from __future__ import annotations
@@ -19,27 +19,27 @@ from tests.conftest import TINY_DATA
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "plugins" / "cxrlt-template"
 CXRLT = Path(sys.executable).parent / "cxrlt"
-# What the README's rename commands make of the template's names.
+# What the guide's rename commands make of the template's names.
 PACKAGE, DIST, PLUGIN = "cxrlt_mine", "cxrlt-mine", "mine"
 
 
 def bash_blocks(markdown: str, heading: str | None = None) -> list[str]:
-    """The ```bash blocks of a markdown text, or of one ``### heading`` section of it."""
+    """The ```bash blocks of a markdown text, or of one ``## heading`` section of it."""
     if heading is not None:
-        markdown = markdown.split(f"\n### {heading}\n", 1)[1]
+        markdown = markdown.split(f"\n## {heading}\n", 1)[1]
         markdown = re.split(r"\n##+ ", markdown, maxsplit=1)[0]
     return re.findall(r"```bash\n(.*?)```", markdown, re.S)
 
 
 def readme_steps() -> tuple[str, str]:
-    """README.md's "Write a plugin" commands: copy and rename, then install, train, test."""
-    rename, use = bash_blocks((ROOT / "README.md").read_text(), "Write a plugin")
+    """docs/plugins.md's "Write a plugin" commands: copy and rename, then install, train, test."""
+    rename, use = bash_blocks((ROOT / "docs" / "plugins.md").read_text(), "Write a plugin")
     return rename, use
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A folder where ``plugins/`` is the checkout's, with the README's rename steps run."""
+    """A folder where ``plugins/`` is the checkout's, with the guide's rename steps run."""
     work = tmp_path_factory.mktemp("newcomer")
     (work / "plugins").symlink_to(ROOT / "plugins", target_is_directory=True)
     rename, _ = readme_steps()
@@ -57,7 +57,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def plugin_env(workdir, tmp_path_factory) -> dict[str, str]:
     """pip-install the renamed copy into its own folder, put that on PYTHONPATH (the test suite
-    leaves the venv alone and has no network, hence not the README's ``pip install -e``)."""
+    leaves the venv alone and has no network, hence not the guide's ``pip install -e``)."""
     target = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [
@@ -87,7 +87,7 @@ def cxrlt(env: dict[str, str], *args: str, cwd: Path | None = None) -> subproces
 
 
 def test_readme_steps_are_the_ones_tested():
-    """The README's commands are those this module runs (rename) or stands in for (the rest),
+    """The guide's commands are those this module runs (rename) or stands in for (the rest),
     and the template's README gives the same ones."""
     rename, use = readme_steps()
     assert rename.startswith("cp -r plugins/cxrlt-template my-plugin\n")

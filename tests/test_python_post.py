@@ -14,13 +14,12 @@ from fastai.data.load import DataLoader
 from fastai.learner import load_learner
 from scipy.special import expit
 
-import cxrlt.post  # noqa: F401 - adds Learner.post, .calibrate, .thresholds
+from cxrlt import cxr_learner  # the public one: its Learner has .post, .calibrate, ...
 from cxrlt.calibration.calibrators import LossActivation, TemperatureScaling, fit_temperature
 from cxrlt.calibration.learner import calibrated_probabilities, predicted_labels
 from cxrlt.calibration.thresholds import GlobalF1Threshold, PerClassF1Threshold
 from cxrlt.errors import CxrltError
 from cxrlt.post.tta import TTAModel
-from cxrlt.training.learner import cxr_learner
 
 
 @pytest.fixture

@@ -92,13 +92,22 @@ def test_backbone_parameter_types_are_checked():
 
 def test_any_timm_name_resolves_as_a_backbone():
     resolved = resolve("backbones", "mobilenetv3_small_050:drop_path_rate=0.1")
-    assert resolved.entry.plugin == "timm"
+    assert resolved.entry.plugin == "cxrlt.builtins.backbones"  # through its name source
     assert resolved.entry.bound["model_name"] == "mobilenetv3_small_050"
+    assert resolved.entry.target == "cxrlt.model.backbone:timm_backbone"
 
 
 def test_unknown_backbone_suggests_timm_names():
-    with pytest.raises(CxrltError, match="Closest: .*resnet18"):
+    with pytest.raises(CxrltError, match="Closest: .*resnet18.*Any timm model name"):
         resolve("backbones", "resnet188")
+
+
+def test_the_timm_source_is_the_builtin_backbones_note_and_nothing_is_imported_to_list_it():
+    [source] = registry("backbones").sources
+    assert source.plugin == "cxrlt.builtins.backbones" and "timm" in source.note
+    assert all(
+        not reg.sources for kind, reg in ((k, registry(k)) for k in KINDS) if kind != "backbones"
+    )
 
 
 def test_two_plugins_claiming_one_name_are_both_named(install_fake_plugin):
@@ -252,3 +261,138 @@ def test_bad_paper_metadata_is_refused(install_fake_plugin, plugin, hook, extra,
     )
     with pytest.raises(CxrltError, match=fragment):
         registry(hook.removeprefix("register_"))
+
+
+SOURCE_PLUGIN = """
+from cxrlt.hookspecs import hookimpl
+
+class Scaled:
+    def __init__(self, *, class_counts=None, power: float = 1.0):
+        self.power = power
+
+def scaled(name):
+    # every 'scaled-N' is a loss with power N
+    head, _, power = name.partition("-")
+    if head != "scaled" or not power.isdigit():
+        return None
+    return {"target": Scaled, "summary": "a scaled loss", "bound": {"power": float(power)}}
+
+@hookimpl
+def register_losses(register):
+    register.source(scaled, names=lambda: ["scaled-1", "scaled-2"], note="Any scaled-N too.")
+"""
+
+
+def test_a_plugin_name_source_answers_for_names_no_entry_has(install_fake_plugin):
+    install_fake_plugin("scaling", SOURCE_PLUGIN)
+    assert resolve("losses", "bce").entry.plugin == "cxrlt.builtins.losses"  # entries first
+    entry = registry("losses").get("scaled-7")
+    assert (entry.name, entry.plugin, entry.summary) == ("scaled-7", "scaling", "a scaled loss")
+    assert entry.load()(**entry.bound).power == 7.0
+    assert "scaled-7" not in registry("losses")  # claimed on demand, not listed
+    assert [s.note for s in registry("losses").sources] == ["Any scaled-N too."]
+    with pytest.raises(CxrltError, match=r"Closest: scaled-1.*Any scaled-N too\."):
+        resolve("losses", "scaled-x1")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "call", "fragment"),
+    [
+        ("src1", "register.source(lambda name: None, note='')", "name source wrongly"),
+        ("src2", "register.source('no_colon', note='n')", "name source wrongly"),
+        ("src3", "register.source(lambda name: {'target': 'x'}, note='n')", "'package.module:"),
+        ("src4", "register.source('no_such_module:claim', note='n')", "source of plugin 'src4'"),
+        ("src5", "register.source(lambda name: {'summary': 's'}, note='n')", "missing .*target"),
+    ],
+)
+def test_a_wrong_name_source_is_refused_naming_the_plugin(
+    install_fake_plugin, plugin, call, fragment
+):
+    install_fake_plugin(  # one module name per case: Python caches an imported module
+        plugin,
+        f"""
+        from cxrlt.hookspecs import hookimpl
+
+        @hookimpl
+        def register_losses(register):
+            {call}
+    """,
+    )
+    with pytest.raises(CxrltError, match=fragment):
+        registry("losses").get("anything")
+
+
+def test_resolve_takes_a_name_a_spec_or_a_resolved_spec():
+    from cxrlt.spec import Spec
+
+    by_name = resolve("losses", "focal:gamma=1.5")
+    assert resolve("losses", Spec("focal", {"gamma": 1.5})) == by_name
+    assert resolve("loss", by_name) is by_name  # already checked: returned as it is
+    backbone = resolve("backbones", "resnet18")
+    assert resolve("backbones", backbone, pretrained=None) is backbone
+    assert resolve("backbones", backbone, pretrained=True).params["pretrained"] is True
+    with pytest.raises(CxrltError, match=r"'focal:.*' is a loss, not a sampler"):
+        resolve("samplers", by_name)
+
+
+def test_data_sets_declare_what_generic_code_used_to_know_by_name():
+    datasets = registry("datasets")
+    assert datasets.get("synthetic").trains_from_scratch
+    assert not any(datasets.get(n).trains_from_scratch for n in ("cxr-lt-2026", "csv"))
+    assert [f.name for f in datasets.get("embedded").submissions] == [
+        "cxr-lt-2026",
+        "cxr-lt-2026-task2",
+    ]
+    assert datasets.get("csv").submissions == ()
+    assert datasets.get("cxr-lt-2024").to_dict()["submissions"] == [
+        "cxr-lt-2024",
+        "cxr-lt-2024-gold",
+    ]
+
+
+def test_declaring_data_set_knowledge_stays_import_cheap():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cxrlt.registry import registry\n"
+        "for kind in ('datasets', 'backbones'): registry(kind).entries\n"
+        "print(sorted(m for m in ('cxrlt.data.labels', 'numpy', 'timm', 'torch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("plugin", "hook", "extra", "fragment"),
+    [
+        ("scratch", "register_losses", "trains_from_scratch=True", "only a data set declares"),
+        ("formats", "register_losses", "submissions=[FMT]", "only a data set declares"),
+        ("pairs", "register_datasets", "submissions=[('id', ['a'])]", "SubmissionFormat"),
+        ("twice", "register_datasets", "submissions=[FMT, FMT]", "repeated names"),
+        ("yes", "register_datasets", "trains_from_scratch='yes'", "give True or False"),
+    ],
+)
+def test_bad_data_set_declarations_are_refused(install_fake_plugin, plugin, hook, extra, fragment):
+    install_fake_plugin(
+        plugin,
+        f"""
+        from cxrlt.hookspecs import hookimpl
+        from cxrlt.registry import SubmissionFormat
+
+        FMT = SubmissionFormat("f", "id", ("a", "b"))
+
+        @hookimpl
+        def {hook}(register):
+            register("declared", "math:fsum", {extra})
+    """,
+    )
+    with pytest.raises(CxrltError, match=f"'{plugin}' registered .*'declared' with .*{fragment}"):
+        registry(hook.removeprefix("register_"))
+
+
+def test_reset_rebuilds_the_registries_from_a_new_plugin_manager(install_fake_plugin):
+    before = registry("losses")
+    install_fake_plugin("late", LOSS_PLUGIN.format(name="late"))  # resets the plugins
+    assert registry("losses") is not before and "late" in registry("losses")

@@ -16,9 +16,9 @@ import torch
 from fastai.learner import Learner
 from typer.testing import CliRunner
 
-from cxrlt import pipeline
 from cxrlt.cli import app
-from cxrlt.training.checkpoint import CHECKPOINT
+from cxrlt.outputs.run_dir import CHECKPOINT
+from cxrlt.workflows import run as workflow
 from tests.conftest import TINY_DATA, exploding_loss_plugin
 
 RUN = ["--dataset", TINY_DATA, "--size", "32", "--bs", "32", "--seed", "5", "--lr", "5e-3"]
@@ -115,7 +115,7 @@ def test_a_run_killed_after_its_last_epoch_resumes_to_the_same_result(tmp_path, 
     def killed_while_evaluating(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "_evaluate_and_write", killed_while_evaluating)
+    monkeypatch.setattr(workflow, "calibrate", killed_while_evaluating)
     cut = tmp_path / "cut"
     invoke(*RUN, "--epochs", "2", "--out", str(cut))
     assert torch.load(cut / CHECKPOINT, weights_only=True)["epochs_done"] == 2

@@ -96,7 +96,8 @@ def test_an_existing_run_is_not_overwritten_by_accident(run_dir):
     ],
 )
 def test_pretrained_weights_by_default_on_real_data_only(dataset, arch, expected):
-    from cxrlt.pipeline import RunOptions, check_specs
+    from cxrlt.options import RunOptions
+    from cxrlt.workflows.specs import check_specs
 
-    specs, _ = check_specs(RunOptions(dataset=dataset, arch=arch))
-    assert specs["arch"].params["pretrained"] is expected
+    specs = check_specs(RunOptions(dataset=dataset, arch=arch))
+    assert specs.arch.params["pretrained"] is expected

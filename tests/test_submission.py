@@ -11,14 +11,21 @@ import pytest
 from cxrlt.data.labels import CXR_LT_2026_CLASSES, CXR_LT_2026_TASK2_CLASSES
 from cxrlt.errors import CxrltError
 from cxrlt.outputs.submission import (
-    SUBMISSION_FORMATS,
     build_submission,
-    submission_format,
+    submission_for_dataset,
     validate_submission,
+    write_dataset_submission,
     write_submission,
 )
+from cxrlt.registry import SubmissionFormat, registry
 
-FMT = SUBMISSION_FORMATS["cxr-lt-2026"]
+
+def declared_format(dataset: str, name: str) -> SubmissionFormat:
+    """The submission format ``name`` that the data set's entry declares."""
+    return {fmt.name: fmt for fmt in registry("datasets").get(dataset).submissions}[name]
+
+
+FMT = declared_format("cxr-lt-2026", "cxr-lt-2026")
 IDS = [f"{100 + i}_{i:04x}abcd.png" for i in range(8)]
 
 
@@ -144,7 +151,7 @@ def test_failed_write_creates_no_file(tmp_path: Path, frame: pd.DataFrame) -> No
 
 
 def test_task2_format() -> None:
-    fmt = SUBMISSION_FORMATS["cxr-lt-2026-task2"]
+    fmt = declared_format("cxr-lt-2026", "cxr-lt-2026-task2")
     assert fmt.columns == ("ImageID", "Scoliosis", "Osteopenia", "Bulla", "Infarction",
                            "Adenopathy", "goiter")  # fmt: skip
     frame = build_submission(fmt, IDS, _probs(len(IDS), 6), CXR_LT_2026_TASK2_CLASSES)
@@ -152,11 +159,15 @@ def test_task2_format() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "n_columns"),
-    [("cxr-lt-2024", 41), ("cxr-lt-2024-gold", 27), ("cxr-lt-2023", 27)],
+    ("dataset", "name", "n_columns"),
+    [
+        ("cxr-lt-2024", "cxr-lt-2024", 41),
+        ("cxr-lt-2024", "cxr-lt-2024-gold", 27),
+        ("cxr-lt-2023", "cxr-lt-2023", 27),
+    ],
 )
-def test_mimic_formats(tmp_path: Path, name: str, n_columns: int) -> None:
-    fmt = submission_format(name)
+def test_mimic_formats(tmp_path: Path, dataset: str, name: str, n_columns: int) -> None:
+    fmt = declared_format(dataset, name)
     assert len(fmt.columns) == n_columns
     assert fmt.id_column == "dicom_id"
     ids = ["02aa804e-bde0afdd-112c0b34-7bc16630-4e384014", "174413ec-4ec4c1f7-34ea26b7-c5f994f8"]
@@ -168,11 +179,62 @@ def test_mimic_formats(tmp_path: Path, name: str, n_columns: int) -> None:
 
 
 def test_gold_format_uses_normal_not_no_finding() -> None:
-    gold = SUBMISSION_FORMATS["cxr-lt-2024-gold"].classes
+    gold = declared_format("cxr-lt-2024", "cxr-lt-2024-gold").classes
     assert "Normal" in gold and "No Finding" not in gold
-    assert "No Finding" in SUBMISSION_FORMATS["cxr-lt-2023"].classes
+    assert "No Finding" in declared_format("cxr-lt-2023", "cxr-lt-2023").classes
 
 
-def test_unknown_format_names_the_known_ones() -> None:
-    with pytest.raises(CxrltError, match="cxr-lt-2026-task2"):
-        submission_format("cxr-lt-2025")
+def test_the_format_is_the_declared_one_with_the_models_classes() -> None:
+    gold = declared_format("cxr-lt-2024", "cxr-lt-2024-gold")
+    assert submission_for_dataset("cxr-lt-2024", list(reversed(gold.classes))) is gold
+    full = declared_format("cxr-lt-2024", "cxr-lt-2024")
+    assert submission_for_dataset("cxr-lt-2024", full.classes) is full
+    # the embedded set and an alias of the 2026 set are written like CXR-LT 2026
+    assert submission_for_dataset("synthetic", CXR_LT_2026_CLASSES).name == "cxr-lt-2026"
+    assert submission_for_dataset("cxrlt26", CXR_LT_2026_TASK2_CLASSES).name == (
+        "cxr-lt-2026-task2"
+    )
+
+
+def test_no_declared_format_with_the_models_classes_names_the_declared_ones() -> None:
+    with pytest.raises(CxrltError, match=r"cxr-lt-2026 \(30 classes\), cxr-lt-2026-task2 \(6"):
+        submission_for_dataset("cxr-lt-2026", CXR_LT_2026_CLASSES[:29])
+    with pytest.raises(CxrltError, match="'csv' has the model's 2 classes .*none declared"):
+        submission_for_dataset("csv", ["a", "b"])
+
+
+PLUGIN_DATASET = """
+from cxrlt.hookspecs import hookimpl
+from cxrlt.registry import SubmissionFormat
+
+@hookimpl
+def register_datasets(register):
+    register(
+        "ward-films",
+        "cxrlt.data.embedded:synthetic_dataset",
+        submissions=[
+            SubmissionFormat("ward-films-2027", "film_id", ("Mass", "Hernia"), "Both findings."),
+            SubmissionFormat("ward-films-lazy", "film_id", "fake_ward:LAZY_CLASSES"),
+        ],
+    )
+
+LAZY_CLASSES = ("Kyphosis",)
+"""
+
+
+def test_a_plugin_data_set_writes_a_validated_submission(install_fake_plugin, tmp_path: Path):
+    install_fake_plugin("ward", PLUGIN_DATASET)
+    model = ["Hernia", "Mass"]  # in another order: columns are picked by name
+    probs = _probs(3, 2)
+    path, fmt = write_dataset_submission(tmp_path / "s.csv", "ward-films", IDS[:3], probs, model)
+    assert fmt.name == "ward-films-2027"
+    back = _read(path, "film_id")
+    assert list(back.columns) == ["film_id", "Mass", "Hernia"]
+    assert back["film_id"].tolist() == IDS[:3]
+    np.testing.assert_array_equal(back[["Mass", "Hernia"]].to_numpy(), probs[:, [1, 0]])
+    lazy = declared_format("ward-films", "ward-films-lazy")
+    assert submission_for_dataset("ward-films", ["Kyphosis"]) is lazy
+    assert lazy.columns == ("film_id", "Kyphosis")
+    with pytest.raises(CxrltError, match=r"(?s)ward-films-2027 submission .*2 outside \[0, 1\]"):
+        write_dataset_submission(tmp_path / "t.csv", "ward-films", IDS[:1], probs[:1] + 5, model)
+    assert not (tmp_path / "t.csv").exists()

@@ -14,10 +14,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import cxrlt.pipeline
+import cxrlt.workflows.run
 from cxrlt.cli import app
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions, from_run_options
+from cxrlt.options import RunOptions, from_run_options
 from cxrlt.sweep import (
     CELLS,
     MANIFEST,
@@ -102,7 +102,12 @@ def test_a_trained_cells_command_gives_the_cells_options(tmp_path, monkeypatch):
         tmp_path, "ldam-drw:start=1", "resnet18", "none", 2, dataclasses.replace(SHARED, lr=0.01)
     )
     seen: list[RunOptions] = []
-    monkeypatch.setattr(cxrlt.pipeline, "run", lambda options, console: seen.append(options))
+
+    def fake_run(options: RunOptions, *args, **kwargs) -> tuple[None, None]:
+        seen.append(options)
+        return None, None
+
+    monkeypatch.setattr(cxrlt.workflows.run, "run", fake_run)
     for cell in sweep.runs:
         command = shlex.split(sweep.command(cell))
         assert command[:2] == ["cxrlt", "run"]
@@ -257,7 +262,7 @@ def test_post_cells_reuse_the_trained_weights(swept):
 def test_from_run_without_steps_reproduces_the_trained_run(swept, tmp_path):
     base = swept.path(Cell("asl", "resnet18", "none", 1))
     again = tmp_path / "again"
-    cxrlt.pipeline.run(from_run_options(base, out=again), Console(quiet=True))
+    cxrlt.workflows.run.run(from_run_options(base, out=again), Console(quiet=True))
     first = pd.read_csv(base / "valid_predictions.csv")
     second = pd.read_csv(again / "valid_predictions.csv")
     pd.testing.assert_frame_equal(first, second, atol=1e-5, rtol=0)
@@ -297,6 +302,19 @@ def test_compare_takes_the_sweep_folder(swept, tmp_path):
     assert np.allclose(compared["mAP"], frame["mAP"])
 
 
+def test_collect_with_json_prints_the_summary_rows(swept):
+    args = ["sweep", "--loss", "bce,asl", "--post", "none,tta", "--seeds", "2"]
+    args += ["--dataset", TINY_DATA, "--size", "32", "--epochs", "1", "--bs", "32"]
+    args += ["--device", "cpu", "--out", str(swept.folder), "--collect", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    summary = pd.read_csv(swept.folder / f"{SUMMARY}.csv")
+    assert printed["sweep"] == str(swept.folder) and printed["failed"] == []
+    assert [row["loss"] for row in printed["rows"]] == list(summary["loss"])
+    assert np.allclose([row["mAP_mean"] for row in printed["rows"]], summary["mAP_mean"])
+
+
 def test_sweep_command_prints_standalone_commands(tmp_path):
     args = ["sweep", "--loss", "bce", "--post", "none,crt", "--seeds", "2", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "--dataset", TINY_DATA, "--print-commands"])
@@ -309,10 +327,11 @@ def test_sweep_command_prints_standalone_commands(tmp_path):
     assert (tmp_path / MANIFEST).is_file()
 
 
-def test_the_readme_sweep_command_is_a_valid_grid(tmp_path, monkeypatch):
-    """The README's table comes from this command: it must stay runnable as written."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("<!-- sweep command -->", 1)[1].split("```bash\n", 1)[1]
+def test_the_documented_sweep_command_is_a_valid_grid(tmp_path, monkeypatch):
+    """The studies guide's table comes from this command: it must stay runnable as written."""
+    guide = Path(__file__).resolve().parents[1] / "docs" / "guides" / "studies.md"
+    text = guide.read_text()
+    block = text.split("<!-- sweep command -->", 1)[1].split("```bash\n", 1)[1]
     command = shlex.split(block.split("```", 1)[0].replace("\\\n", " "))
     assert command[:2] == ["cxrlt", "sweep"]
     monkeypatch.chdir(tmp_path)

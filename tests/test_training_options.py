@@ -10,13 +10,16 @@ from fastai.callback.core import Callback
 from fastai.callback.training import GradientClip
 from fastai.learner import Learner
 
-from cxrlt import pipeline
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions, run, step_callbacks
+from cxrlt.options import RunOptions
+from cxrlt.outputs.run_dir import CHECKPOINT
 from cxrlt.training.averaging import WeightAveraging
-from cxrlt.training.checkpoint import CHECKPOINT, EpochCheckpoint
+from cxrlt.training.checkpoint import EpochCheckpoint
 from cxrlt.training.losses import BCELoss
 from cxrlt.training.precision import mixed_precision_mode, precision_callbacks
+from cxrlt.workflows import data
+from cxrlt.workflows.run import run
+from cxrlt.workflows.training import step_callbacks
 from tests.conftest import TINY_DATA
 from tests.test_reweighting import tiny_learner
 
@@ -60,7 +63,7 @@ def test_weight_average_follows_the_warmed_up_formula_and_is_validated_and_kept(
 def test_checkpoint_keeps_raw_weights_to_train_on_and_averaged_ones_as_best(tmp_path):
     learn, _ = tiny_learner(BCELoss())
     watch = Watch()
-    checkpoint = EpochCheckpoint(tmp_path, monitor="valid_loss", mode="min")
+    checkpoint = EpochCheckpoint(tmp_path / CHECKPOINT, monitor="valid_loss", mode="min")
     learn.add_cbs([checkpoint, WeightAveraging(0.9), watch])
     with learn.no_logging(), learn.no_bar():
         learn.fit(1, lr=0.1)
@@ -76,7 +79,7 @@ def test_checkpoint_keeps_raw_weights_to_train_on_and_averaged_ones_as_best(tmp_
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_the_best_epoch_follows_the_monitor_direction(tmp_path, mode):
     learn, _ = tiny_learner(BCELoss())
-    checkpoint = EpochCheckpoint(tmp_path, monitor="valid_loss", mode=mode)
+    checkpoint = EpochCheckpoint(tmp_path / CHECKPOINT, monitor="valid_loss", mode=mode)
     learn.add_cbs([checkpoint])
     with learn.no_logging(), learn.no_bar():
         learn.fit(4, lr=0.3)
@@ -160,6 +163,6 @@ def test_bad_training_options_are_named(change, message, tmp_path, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("the data was read before the options were checked")
 
-    monkeypatch.setattr(pipeline, "run_dataloaders", no_data)
+    monkeypatch.setattr(data, "run_dataloaders", no_data)
     with pytest.raises(CxrltError, match=message):
         run(RunOptions(dataset=TINY_DATA, out=tmp_path, **change))

@@ -1,8 +1,9 @@
-"""Built-in backbones: a few timm models worth naming; any other timm name works as well."""
+"""Built-in backbones: a few timm models worth naming, and every other timm name through a
+name source (looked up only when a name is not registered, so listing never imports timm)."""
 
 from cxrlt.hookspecs import hookimpl
 
-_TIMM_BACKBONE = "cxrlt.model.backbone:timm_backbone"
+_MODULE = "cxrlt.model.backbone"
 
 # (timm name, why one would pick it)
 _CURATED = (
@@ -17,4 +18,10 @@ _CURATED = (
 @hookimpl
 def register_backbones(register):
     for name, summary in _CURATED:
-        register(name, _TIMM_BACKBONE, summary=summary, bound={"model_name": name})
+        register(name, f"{_MODULE}:timm_backbone", summary=summary, bound={"model_name": name})
+    register.source(
+        f"{_MODULE}:timm_model",
+        names=f"{_MODULE}:timm_model_names",
+        note="Any timm model name (or hf-hub: id) works as a backbone too "
+        "(see timm.list_models()).",
+    )

@@ -15,7 +15,7 @@ output is one number per class, fixed once fitted, and every consumer (evaluatio
 ``predicted:`` columns, ``cxrlt predict``, submissions, cross-data-set checks) decides
 ``probs >= thresholds`` from those numbers alone, so an image's decision for one class never
 depends on its other classes' probabilities. Apply such a rule to the probabilities a run
-writes (see the README's section on thresholds).
+writes (see docs/guides/post-training.md).
 """
 
 from __future__ import annotations

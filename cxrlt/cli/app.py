@@ -9,19 +9,23 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from cxrlt import __version__
 from cxrlt.errors import CxrltError, CxrltInterrupted, os_error_message
 
 app = typer.Typer(
     name="cxrlt",
-    help="Long-tailed, multi-label chest X-ray classification: train, evaluate, compare.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion and --show-completion: the script is generated here, offline.
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # A docstring's lines join into paragraphs that wrap at the terminal's width.
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 # In a log (stdout no terminal) a message stays on one line, so it can be searched; in a
@@ -29,6 +33,28 @@ app = typer.Typer(
 console = Console(soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True)
 _ERROR = ("Error: ", "bold red")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cxrlt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Long-tailed, multi-label chest X-ray classification: train, evaluate, compare.
+
+    `cxrlt run` trains and scores a model; `cxrlt list` and `cxrlt show` describe what can be
+    chosen by name. Every command takes -h for its options.
+    """
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:

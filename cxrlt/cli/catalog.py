@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
-import inspect
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.entry_docs import describe
+from cxrlt.errors import CxrltError
 from cxrlt.outputs.tables import print_table
 from cxrlt.registry import KINDS, Entry, kind_named, registry
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _complete_kind(incomplete: str) -> list[str]:
+    return [kind for kind in KINDS if kind.startswith(incomplete)]
+
+
+def _complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The registered names and aliases of the kind already typed (none for an unknown one)."""
+    try:
+        entries = registry(ctx.params.get("kind") or "").entries
+    except CxrltError:
+        return []
+    names = (name for entry in entries for name in (entry.name, *entry.aliases))
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+Kind = Annotated[
+    str,
+    typer.Argument(help=f"One of: {', '.join(KINDS)}.", autocompletion=_complete_kind),
+]
+
+
 @app.command("list")
 @friendly_errors
 def list_entries(
-    kind: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(KINDS)}.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Argument(help=f"One of: {', '.join(KINDS)}.", autocompletion=_complete_kind),
+    ] = None,
     pattern: Annotated[str, typer.Argument(help="Wildcard filter, e.g. 'ldam*'.")] = "*",
     as_json: JsonOption = False,
 ) -> None:
@@ -39,21 +63,26 @@ def list_entries(
         cells = [entry.name, ", ".join(entry.aliases), entry.summary, entry.plugin]
         table.add_row(*([entry.kind] if not kind else []), *cells)
     print_table(console, table)
-    if any(k.name == "backbones" for k in kinds):
-        console.print("Any timm model name works as a backbone too (see timm.list_models()).")
+    for k in kinds:
+        for source in registry(k.name).sources:
+            console.print(source.note, markup=False)
 
 
 @app.command()
 @friendly_errors
 def show(
-    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}.")],
-    name: Annotated[str, typer.Argument(help="A registered name or alias.")],
+    kind: Kind,
+    name: Annotated[
+        str, typer.Argument(help="A registered name or alias.", autocompletion=_complete_name)
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Describe one entry: summary, the paper it follows and where its defaults differ,
-    parameters with defaults, and the plugin behind it."""
+    parameters with defaults, and the plugin behind it. Read from the entry's source, so it
+    answers without importing torch."""
     entry = registry(kind).get(name)
-    params = entry.params()
+    doc = describe(entry)
+    params = doc.params
     if as_json:
         data = entry.to_dict()
         data["params"] = {
@@ -70,8 +99,8 @@ def show(
     console.print(f"[bold]{entry.name}[/bold] ({kind_word}, plugin {entry.plugin})")
     if entry.summary:
         console.print(entry.summary)
-    doc = own_docstring(entry.load())
-    console.print(doc.split("\n\n")[0] if doc else "(no description)", style="dim")
+    description = doc.docstring.split("\n\n")[0] or "(no description)"
+    console.print(description, style="dim")
     _print_paper(entry)
     table = Table(title="parameters")
     for column in ("name", "type", "default"):
@@ -83,17 +112,6 @@ def show(
     else:
         console.print("No parameters.")
     console.print(f"target: {entry.target_path}")
-
-
-def own_docstring(target: Any) -> str:
-    """The docstring a class or function defines itself, cleaned; "" for none. Never one
-    inherited from a base class (it would describe torch's nn.Module, not the entry), nor an
-    object's class docstring."""
-    if inspect.isclass(target):
-        doc = vars(target).get("__doc__")
-    else:
-        doc = target.__doc__ if inspect.isroutine(target) else None
-    return inspect.cleandoc(doc) if isinstance(doc, str) else ""
 
 
 def _print_paper(entry: Entry) -> None:

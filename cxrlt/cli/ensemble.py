@@ -41,5 +41,5 @@ def ensemble(
     run_dir, report = ensemble_runs(
         runs, out, merge=merge, weights=parse_weights(weights), overwrite=overwrite
     )
-    print_report(console, report, run_dir.read_config()["data"]["train_counts"])
+    print_report(console, report, run_dir.read_config().data.train_counts)
     console.print(f"Ensemble written to [bold]{run_dir.path}[/bold]")

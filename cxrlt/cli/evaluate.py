@@ -9,6 +9,7 @@ import typer
 
 from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
 
 
 def _print_synonyms(value: bool) -> None:
@@ -57,24 +58,29 @@ def evaluate(
             callback=_print_synonyms,
         ),
     ] = False,
+    json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Score a run on the classes it shares with another labelled data set (matched by name,
     through the synonyms `--synonyms` prints), with its calibrator and thresholds; the same
     report as `cxrlt run`, written like a run directory with classes.csv of the matching."""
     from cxrlt.cross_dataset import evaluate_on
-    from cxrlt.pipeline import pick_device
     from cxrlt.registry import resolve
+    from cxrlt.workflows.setup import pick_device
 
     if out is None:
         out = run.parent / f"{run.name}-on-{resolve('datasets', dataset).entry.name}"
-    evaluate_on(
-        run,
-        dataset,
-        data=data,
-        out=out,
-        bs=bs,
-        device=pick_device(device),
-        skip_bad=skip_bad,
-        overwrite=overwrite,
-        console=console,
-    )
+    with stdout_kept_for_json(json):
+        evaluated = evaluate_on(
+            run,
+            dataset,
+            data=data,
+            out=out,
+            bs=bs,
+            device=pick_device(device),
+            skip_bad=skip_bad,
+            overwrite=overwrite,
+            console=command_console(json=json, quiet=quiet),
+        )
+    if json:
+        print_json({"run": str(out), "metrics": evaluated.out.read_metrics()})

@@ -51,7 +51,7 @@ def predict(
     test images of a data set, as a validated submission; or new images (--images), as one row
     per image with each class's probability and 0/1 prediction."""
     from cxrlt.outputs.run_dir import check_output_file
-    from cxrlt.pipeline import pick_device
+    from cxrlt.workflows.setup import pick_device
 
     if split != "test":
         raise CxrltError(

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.cli.options import with_run_options
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions
-
-_D = RunOptions()
+from cxrlt.options import DATA_OPTIONS, RunOptions
 
 SHOWN_FAILURES = 5
 
 
 @app.command()
 @friendly_errors
+@with_run_options(DATA_OPTIONS)
 def prepare(
-    dataset: options.Dataset = _D.dataset,
-    data: options.DataFolder = None,
-    size: options.Size = _D.size,
-    letterbox: options.Letterbox = False,
+    given: dict[str, Any],
     workers: Annotated[
         int | None, typer.Option(help="Decoding processes (default: all cores).")
     ] = None,
@@ -49,6 +45,8 @@ def prepare(
     from cxrlt.outputs.report import print_data_notes
     from cxrlt.registry import resolve
 
+    options = RunOptions(**given)
+    dataset, data, size, letterbox = options.dataset, options.data, options.size, options.letterbox
     check_image_size(size)  # before anything is read or written
     check_cache_writable(cache_dir())
     built: LabelledImages = resolve("datasets", dataset).build(path=data)

@@ -6,13 +6,20 @@ inside the commands so that ``cxrlt --help`` stays fast.
 
 from __future__ import annotations
 
+import json as json_text
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.cli.app import app, friendly_errors
+from cxrlt.cli.output import Json, Quiet, command_console, print_json
 from cxrlt.errors import CxrltError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cxrlt.evaluation.metrics import Report
 
 Groups = Annotated[
     str,
@@ -48,6 +55,8 @@ def report(
     ] = None,
     groups: Groups = "thirds",
     bounds: Bounds = "100,1000",
+    json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Score a run again from its predictions: per-class table, group means (each with its 95%
     interval over resampled patients) and PNG plots."""
@@ -65,8 +74,9 @@ def report(
         if "calibrated" in results.probs
         else None
     )
-    evaluated = results.config.get("evaluation", {}).get("dataset")
-    scored_on = f"{evaluated} (every labelled image)" if evaluated else "validation"
+    evaluation = results.config.evaluation
+    scored_on = f"{evaluation.dataset} (every labelled image)" if evaluation else "validation"
+    console = command_console(json=json, quiet=quiet)
     print_report(console, main, results.train_counts, calibrated=calibrated, scored_on=scored_on)
     if results.patient_note:
         console.print(f"[yellow]Note:[/yellow] {results.patient_note}.")
@@ -87,6 +97,38 @@ def report(
         plots.reliability_diagram(results.probs, results.targets, folder / "reliability.png"),
     ]
     console.print(f"Plots written to {folder}: {', '.join(p.name for p in written)}")
+    if json:
+        per_class = main.per_class
+        if main.intervals is not None:
+            per_class = per_class.join(main.intervals.per_class)
+        print_json(
+            {
+                "run": str(run),
+                "scored_on": scored_on,
+                "metrics": _metrics(main),
+                "calibrated": None if calibrated is None else _metrics(calibrated),
+                "per_class": _records(per_class.reset_index()),
+                "plots": [str(path) for path in written],
+                "notes": [results.patient_note] if results.patient_note else [],
+            }
+        )
+
+
+def _metrics(report: Report) -> dict[str, Any]:
+    """The overall means as metrics.json holds them: ``<name>_ci`` beside each mean that has
+    an interval, and how the intervals were made."""
+    metrics: dict[str, Any] = {**report.overall, "excluded": report.excluded}
+    if report.intervals is not None:
+        metrics |= {f"{key}_ci": list(ci) for key, ci in report.intervals.overall.items()}
+        metrics["intervals"] = report.intervals.record()
+    if report.groups is not None:
+        metrics["groups"] = report.groups.description
+    return metrics
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as JSON objects (numpy numbers made plain, NaN null)."""
+    return json_text.loads(frame.to_json(orient="records"))
 
 
 @app.command()
@@ -100,6 +142,8 @@ def compare(
     ] = Path("comparison"),
     groups: Groups = "thirds",
     bounds: Bounds = "100,1000",
+    json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Runs side by side: settings, mAP, mAUC, mF1, ECE and head/medium/tail mAP with 95%
     intervals, and each run's paired difference from the first when scored on the same images."""
@@ -111,7 +155,10 @@ def compare(
     for suffix in (".csv", ".md"):  # before the resampling, not after
         check_output_file(out.with_name(out.name + suffix))
     frame, notes = compare_runs(with_sweep_cells(runs), groups=groups, bounds=parse_bounds(bounds))
+    console = command_console(json=json, quiet=quiet)
     print_comparison(console, frame, notes)
     csv = write_with(out.with_name(out.name + ".csv"), lambda f: frame.to_csv(f, index=False))
     md = write_text(out.with_name(out.name + ".md"), comparison_markdown(frame, notes))
     console.print(f"Written {csv} and {md}")
+    if json:
+        print_json({"runs": _records(frame), "notes": notes, "written": [csv, md]})

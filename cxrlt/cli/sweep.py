@@ -3,50 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cxrlt.cli import options
-from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.cli.app import app, friendly_errors
+from cxrlt.cli.options import with_run_options
+from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
 from cxrlt.errors import CxrltError
-from cxrlt.pipeline import RunOptions
+from cxrlt.options import PER_RUN_OPTIONS, RUN_OPTIONS, RunOptions, flag, read_config_file
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cxrlt.sweep import Sweep
 
 _D = RunOptions()
+# The grid's factors: each a comma-separated list of alternatives. The run options that name
+# one run (seed, out, ...) are set per cell; every other run option is shared by the cells.
+_GRID = {
+    "loss": (_D.loss, "Losses to compare, e.g. 'bce,asl,ldam-drw'."),
+    "arch": (_D.arch, "Backbones, e.g. 'resnet18,convnext_atto'."),
+    "post": (
+        "none",
+        "Post-training alternatives: 'none' or steps joined by '+', e.g. "
+        "'none,crt,crt+tta+temp-scale'. Each starts from its 'none' cell's trained model.",
+    ),
+}
+_SHARED = [field.name for field in RUN_OPTIONS if field.name not in PER_RUN_OPTIONS]
 
 
 @app.command()
 @friendly_errors
+@with_run_options(_SHARED, meaning=_GRID)
 def sweep(
-    loss: Annotated[str, typer.Option(help="Losses to compare, e.g. 'bce,asl,ldam-drw'.")] = (
-        _D.loss
-    ),
-    arch: Annotated[str, typer.Option(help="Backbones, e.g. 'resnet18,convnext_atto'.")] = (
-        _D.arch
-    ),
-    post: Annotated[
-        str,
-        typer.Option(
-            help="Post-training alternatives: 'none' or steps joined by '+', e.g. "
-            "'none,crt,crt+tta+temp-scale'. Each starts from its 'none' cell's trained model."
-        ),
-    ] = "none",
+    given: dict[str, Any],
     seeds: Annotated[int, typer.Option(help="Seeds per cell: 0, 1, ... seeds-1.")] = 1,
     out: Annotated[Path, typer.Option(help="Folder of the sweep, one run folder per cell.")] = (
         Path("sweep")
     ),
-    dataset: options.Dataset = _D.dataset,
-    data: options.DataFolder = None,
-    head: options.Head = _D.head,
-    sampler: options.Sampler = _D.sampler,
-    epochs: options.Epochs = _D.epochs,
-    bs: options.BatchSize = _D.bs,
-    lr: options.LearningRate = _D.lr,
-    size: options.Size = _D.size,
-    device: options.Device = _D.device,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML or JSON file of run options shared by the cells (its loss, arch and post "
+            "are the grid's alternatives); options on the command line override it."
+        ),
+    ] = None,
     print_commands: Annotated[
         bool,
         typer.Option(
@@ -57,23 +59,16 @@ def sweep(
     collect: Annotated[
         bool, typer.Option(help="Run nothing: tabulate the cells already complete.")
     ] = False,
+    json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Run a grid of cells (skipping those complete) and write the comparison: cells.csv,
     summary.csv / .md (mean ± sd over seeds, head / medium / tail mAP) and an mAP plot."""
     from cxrlt.sweep import Sweep, run_sweep
 
-    shared = RunOptions(
-        dataset=dataset,
-        data=data,
-        head=head,
-        sampler=sampler,
-        epochs=epochs,
-        bs=bs,
-        lr=lr,
-        size=size,
-        device=device,
-    )
-    grid = Sweep.from_text(out, loss, arch, post, seeds, shared)
+    values = {**_file_options(config), **given}
+    grid_values = {name: values.pop(name, default) for name, (default, _) in _GRID.items()}
+    grid = Sweep.from_text(out, **grid_values, seeds=seeds, options=RunOptions(**values))
     if collect:
         grid.require_collectable()
     if print_commands or collect:
@@ -82,12 +77,30 @@ def sweep(
     if print_commands:
         _print_commands(grid)
         return
-    failed = [] if collect else run_sweep(grid, console)
-    _write_and_show(grid.folder)
+    console = command_console(json=json, quiet=quiet)
+    with stdout_kept_for_json(json):
+        failed = [] if collect else run_sweep(grid, console)
+        rows = _write_and_show(grid.folder, console)
+    if json:
+        print_json({"sweep": str(grid.folder), "rows": rows, "failed": failed})
     if failed:
         raise CxrltError(
             f"{len(failed)} cells failed; the others are in the tables:\n" + "\n".join(failed)
         )
+
+
+def _file_options(config: Path | None) -> dict[str, Any]:
+    """The run options of the ``--config`` file; those a sweep sets per cell are refused."""
+    if config is None:
+        return {}
+    values = read_config_file(config)
+    per_cell = [flag(name) for name in values if name in PER_RUN_OPTIONS]
+    if per_cell:
+        raise CxrltError(
+            f"{config}: a sweep sets {', '.join(per_cell)} per cell; remove them from the file "
+            "(give the seeds with --seeds and the sweep's folder with --out)."
+        )
+    return values
 
 
 def _print_commands(grid: Sweep) -> None:
@@ -101,8 +114,9 @@ def _print_commands(grid: Sweep) -> None:
             print(grid.command(cell))
 
 
-def _write_and_show(folder: Path) -> None:
-    """Write the tables and plot; show the means (the markdown file has every spread)."""
+def _write_and_show(folder: Path, console: Console) -> list[dict[str, Any]]:
+    """Write the tables and plot; show the means (the markdown file has every spread); returns
+    the summary's rows."""
     import numpy as np
     from rich.table import Table
 
@@ -122,3 +136,4 @@ def _write_and_show(folder: Path) -> None:
     for note in notes:
         console.print(note, highlight=False)
     console.print(f"Written {', '.join(str(path) for path in written)}")
+    return summary.to_dict("records")

@@ -3,163 +3,98 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cxrlt.cli import options
-from cxrlt.cli.app import app, console, friendly_errors
+from cxrlt.cli.app import app, friendly_errors
+from cxrlt.cli.options import with_run_options
+from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
 from cxrlt.errors import CxrltError
-from cxrlt.evaluation.selection import SELECTIONS
-from cxrlt.pipeline import RunOptions
+from cxrlt.options import (
+    RUN,
+    RUN_OPTIONS,
+    RunOptions,
+    flag,
+    from_run_options,
+    read_config_file,
+    resume_options,
+)
 
-_D = RunOptions()
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        help="TOML or JSON file of run options, named as here ('valid_frac' or 'valid-frac'); "
+        "options on the command line override it. A run's config.json repeats that run.",
+        rich_help_panel=RUN,
+    ),
+]
+# What --from-run takes besides the trained run's own options.
+_FROM_RUN_CHANGES = ("post", "out", "overwrite", "device")
 
 
 @app.command()
 @friendly_errors
+@with_run_options([field.name for field in RUN_OPTIONS])
 def run(
-    dataset: options.Dataset = _D.dataset,
-    data: options.DataFolder = None,
-    arch: Annotated[str, typer.Option(help="Backbone: a registered or any timm name.")] = _D.arch,
-    head: options.Head = _D.head,
-    loss: Annotated[str, typer.Option(help="Loss, e.g. 'bce' or 'name:key=value'.")] = _D.loss,
-    sampler: options.Sampler = _D.sampler,
-    epochs: options.Epochs = _D.epochs,
-    bs: options.BatchSize = _D.bs,
-    lr: options.LearningRate = _D.lr,
-    backbone_lr: Annotated[
-        float | None,
-        typer.Option(help="Peak learning rate of the backbone (default: the head's, --lr)."),
-    ] = None,
-    size: options.Size = _D.size,
-    valid_frac: Annotated[
-        float, typer.Option(help="Share of images held out, by patient.")
-    ] = _D.valid_frac,
-    skip_bad: Annotated[
-        bool, typer.Option(help="Leave out bad rows (listed in skipped.csv) instead of stopping.")
-    ] = False,
-    letterbox: options.Letterbox = False,
-    augment: Annotated[
-        bool,
-        typer.Option(help="Small affine and exposure changes in training (pays on long runs)."),
-    ] = _D.augment,
-    seed: Annotated[
-        int, typer.Option(help="Random seed (split, order, initialisation).")
-    ] = _D.seed,
-    pretrained: Annotated[
-        bool | None,
-        typer.Option(help="Start from pretrained backbone weights (default: as --arch says)."),
-    ] = None,
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16/fp16 on a GPU, 32 on the CPU), 32, bf16 or fp16.")
-    ] = _D.precision,
-    channels_last: Annotated[
-        bool | None, typer.Option(help="Channels-last memory format (default: on a GPU).")
-    ] = None,
-    ema: Annotated[
-        float, typer.Option(help="Average the weights with this decay (e.g. 0.999); 0: off.")
-    ] = _D.ema,
-    grad_clip: Annotated[
-        float, typer.Option(help="Clip the gradient norm to this value; 0: off.")
-    ] = _D.grad_clip,
-    post: Annotated[
-        str,
-        typer.Option(
-            help="After training, in order: post-training steps, then a calibrator, then a "
-            "threshold policy, e.g. 'crt,tta,temp-scale,f1-per-class'."
-        ),
-    ] = _D.post,
-    select: Annotated[
-        str,
-        typer.Option(
-            help="How the epoch (and tau) are chosen. "
-            + "; ".join(f"'{name}': {text}" for name, text in SELECTIONS.items())
-            + "."
-        ),
-    ] = _D.select,
-    device: options.Device = _D.device,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (default: runs/<date-time>).")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a run already in --out.")] = False,
+    given: dict[str, Any],
+    config: Config = None,
     resume: Annotated[
         Path | None,
         typer.Option(
             help="Continue the interrupted or failed run in this folder, with its own options "
-            "(a corrected --post may be given: training already done is not repeated)."
+            "(a corrected --post may be given: training already done is not repeated).",
+            rich_help_panel=RUN,
         ),
     ] = None,
-    from_run: Annotated[
-        Path | None,
-        typer.Option(
-            help="Skip training: apply --post to the model of this finished run (same data, "
-            "split and options) and evaluate it as a new run."
-        ),
-    ] = None,
-    ctx: typer.Context = None,
+    json: Json = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
-    from cxrlt.pipeline import from_run_options, resume_options
-    from cxrlt.pipeline import run as run_pipeline
+    from cxrlt.io import read_json
+    from cxrlt.outputs.run_dir import METRICS
+    from cxrlt.workflows.run import run as run_pipeline
 
+    options = run_options(given, config, resume)
+    with stdout_kept_for_json(json):
+        run_dir, report = run_pipeline(
+            options, command_console(json=json, quiet=quiet), resume=resume is not None
+        )
+    if json and report is not None:  # None: a process other than the first under torchrun
+        print_json({"run": str(run_dir.path), "metrics": read_json(run_dir.path / METRICS)})
+
+
+def run_options(given: dict[str, Any], config: Path | None, resume: Path | None) -> RunOptions:
+    """The options of the run the command line asks for: ``given`` over the ``config`` file
+    over the defaults; with ``resume`` or ``--from-run``, mostly those of an earlier run."""
     if resume is not None:
-        _refuse_other_options(
-            ctx,
-            ("resume", "post"),
+        _refuse_others(
+            given,
+            config,
+            ("post",),
             "--resume continues a run with the options it started with (only --post may change)",
         )
-        changes = {"post": post} if _given(ctx, "post") else {}
-        run_pipeline(resume_options(resume, **changes), console, resume=True)
-        return
-    if from_run is not None:
-        kept = ("from_run", "post", "out", "overwrite", "device")
-        _refuse_other_options(ctx, kept, "--from-run takes the trained run's own options")
-        changes = {"post": post, "out": out, "overwrite": overwrite, "device": device}
-        run_pipeline(from_run_options(from_run, **changes), console)
-        return
-    options = RunOptions(
-        dataset=dataset,
-        data=data,
-        arch=arch,
-        head=head,
-        loss=loss,
-        sampler=sampler,
-        epochs=epochs,
-        bs=bs,
-        lr=lr,
-        backbone_lr=backbone_lr,
-        size=size,
-        valid_frac=valid_frac,
-        skip_bad=skip_bad,
-        letterbox=letterbox,
-        augment=augment,
-        seed=seed,
-        pretrained=pretrained,
-        precision=precision,
-        channels_last=channels_last,
-        ema=ema,
-        grad_clip=grad_clip,
-        select=select,
-        post=post,
-        device=device,
-        out=out,
-        overwrite=overwrite,
-    )
-    run_pipeline(options, console)
+        return resume_options(resume, **given)
+    if "from_run" in given:
+        _refuse_others(
+            given,
+            config,
+            ("from_run", *_FROM_RUN_CHANGES),
+            "--from-run takes the trained run's own options",
+        )
+        defaults = RunOptions()
+        changes = {name: given.get(name, getattr(defaults, name)) for name in _FROM_RUN_CHANGES}
+        return from_run_options(given["from_run"], **changes)
+    return RunOptions(**{**(read_config_file(config) if config else {}), **given})
 
 
-def _refuse_other_options(ctx: typer.Context, accepted: tuple[str, ...], reason: str) -> None:
+def _refuse_others(
+    given: dict[str, Any], config: Path | None, accepted: tuple[str, ...], reason: str
+) -> None:
     """Refuse the options, other than ``accepted``, that would be silently ignored."""
-    given = [
-        f"--{name.replace('_', '-')}"
-        for name in ctx.params
-        if name not in accepted and _given(ctx, name)
-    ]
-    if given:
-        raise CxrltError(f"{reason}; leave out {', '.join(given)} (or start a new run with them).")
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the option was on the command line (typer bundles its own click)."""
-    return ctx.get_parameter_source(name).name != "DEFAULT"
+    refused = [flag(name) for name in given if name not in accepted]
+    refused += ["--config"] if config is not None else []
+    if refused:
+        raise CxrltError(
+            f"{reason}; leave out {', '.join(refused)} (or start a new run with them)."
+        )

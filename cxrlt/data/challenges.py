@@ -1,7 +1,7 @@
 """The CXR-LT challenge data sets (2023, 2024, 2026) and a generic labelled CSV.
 
 Each reads the organisers' files as they are distributed and checks them against the
-official label list; see the README's "Real data" section for the folder layouts.
+official label list; see docs/guides/real-data.md for the folder layouts.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class ChallengeFile:
 
 
 PADCHEST_LABELS = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
-# The one list of the CXR-LT 2026 files and the names they are found under (README checks it).
+# The one list of the CXR-LT 2026 files and the names they are found under
+# (docs/guides/real-data.md lists them; tests check it).
 CXR_LT_2026_FILES: dict[str, ChallengeFile] = {
     file.parameter: file
     for file in (

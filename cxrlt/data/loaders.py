@@ -31,6 +31,7 @@ from cxrlt.data.split import patient_split
 from cxrlt.data.table import LabelledImages
 from cxrlt.errors import CxrltError
 from cxrlt.registry import Resolved, resolve
+from cxrlt.spec import Spec
 
 # Items of ``test_dl``: image files, or uint8 arrays already at the training size.
 TestItems = Sequence[str | Path | np.ndarray] | np.ndarray
@@ -277,6 +278,20 @@ class CXRDataLoaders(DataLoaders):
         return frame
 
 
+def class_names(dls: DataLoaders) -> tuple[str, ...]:
+    """The classes, in the order of the target columns: ``dls.classes`` (cxrlt's loaders, or
+    set by hand), else fastai's ``dls.vocab`` (a ``DataBlock`` with ``MultiCategoryBlock``)."""
+    for attribute in ("classes", "vocab"):
+        names = getattr(dls, attribute, None)
+        if names is not None:
+            return tuple(str(name) for name in names)
+    raise CxrltError(
+        "cxr_learner cannot tell the classes of these DataLoaders: they have neither `classes` "
+        "nor fastai's `vocab`. Name the target columns before calling it: "
+        "dls.classes = ['Atelectasis', 'Cardiomegaly', ...] (one name per column, in order)."
+    )
+
+
 def _leave_out_bad(data: LabelledImages, skip_bad: bool) -> tuple[LabelledImages, pd.DataFrame]:
     """Stop with a summary of the bad rows, or drop them and say which they were."""
     rows = check(data.source, data.problems, data.image_ids, data.lines, skip=skip_bad)
@@ -297,12 +312,12 @@ def _decode_problems(failures: dict[int, str]) -> tuple[Problem, ...]:
 
 
 def cxr_dataloaders(
-    dataset: str = "synthetic",
+    dataset: Resolved | Spec | str = "synthetic",
     *,
     path: str | Path | None = None,
     size: int = 64,
     bs: int = 64,
-    sampler: str = "uniform",
+    sampler: Resolved | Spec | str = "uniform",
     valid_frac: float = 0.2,
     seed: int = 0,
     device: Any = None,
@@ -313,8 +328,10 @@ def cxr_dataloaders(
 ) -> CXRDataLoaders:
     """Load a registered data set, decode it once into the cache, split it by patient.
 
-    Bad rows stop the run with a summary unless ``skip_bad``; then they are left out and
-    listed in ``dls.skipped``.
+    ``dataset`` and ``sampler`` are each a name with parameters (``"rfs:t=0.1"``), a
+    :class:`~cxrlt.spec.Spec` or a :class:`~cxrlt.registry.Resolved` (resolved once by the
+    caller, as ``cxrlt run`` does). Bad rows stop the run with a summary unless
+    ``skip_bad``; then they are left out and listed in ``dls.skipped``.
     """
     specs = {"dataset": resolve("datasets", dataset), "sampler": resolve("samplers", sampler)}
     data: LabelledImages = specs["dataset"].build(path=None if path is None else str(path))

@@ -149,7 +149,8 @@ def match_classes(run_classes: Sequence[str], data_classes: Sequence[str]) -> Cl
 
 
 def synonyms_markdown() -> str:
-    """:data:`SYNONYMS` and :data:`NOT_SYNONYMS` as the markdown tables the README shows."""
+    """:data:`SYNONYMS` and :data:`NOT_SYNONYMS` as the markdown tables the documentation
+    shows (docs/reference.py)."""
     lines = ["| finding | also matched | source |", "|---|---|---|"]
     lines += [
         f"| {name} | {', '.join(others)} | {source} |"

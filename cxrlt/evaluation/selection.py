@@ -14,7 +14,10 @@ on the whole split: no reported figure depends on that choice.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy loads with the functions that use it: the CLI reads SELECTIONS
+    import numpy as np
 
 SELECTIONS = {
     "cross-fit": "the epoch, and what post-training steps choose (tau), are chosen on one "
@@ -41,6 +44,8 @@ def role_half(role: str) -> int | None:
 
 def half_scores(logits: np.ndarray, targets: np.ndarray, halves: np.ndarray) -> dict[str, float]:
     """Validation mAP of the whole split and of each half: what epochs are chosen by."""
+    import numpy as np
+
     from cxrlt.evaluation.metrics import macro_average_precision
 
     scores = {WHOLE: macro_average_precision(logits, targets)}
@@ -63,6 +68,8 @@ def epoch_score(select: str, half: int | None) -> str | None:
 def choice_rows(select: str, halves: np.ndarray, half: int | None) -> np.ndarray:
     """The validation rows on which post-training steps may choose (tau) for the predictions
     that report ``half`` (None: the model kept for new images, chosen on every row)."""
+    import numpy as np
+
     if half is None or select == "best":
         return np.ones(len(halves), bool)
     return np.asarray(halves) != half
@@ -70,6 +77,8 @@ def choice_rows(select: str, halves: np.ndarray, half: int | None) -> np.ndarray
 
 def cross_fitted(logits_by_half: list[np.ndarray], halves: np.ndarray) -> np.ndarray:
     """The reported logits: each image's from the model that reports its half."""
+    import numpy as np
+
     return np.choose(np.asarray(halves)[:, None], logits_by_half)
 
 

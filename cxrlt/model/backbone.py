@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from cxrlt.errors import CxrltError
+
+_TIMM_BACKBONE = f"{__name__}:timm_backbone"
 
 
 def timm_backbone(
@@ -46,3 +49,20 @@ def timm_backbone(
             f"'{model_name}:pretrained=False' (--no-pretrained), or a local file with "
             f"'{model_name}:weights=PATH'."
         ) from error
+
+
+def timm_model(name: str) -> dict[str, Any] | None:
+    """Any timm model name (or ``hf-hub:`` id) is a backbone: the built-in backbones' name
+    source claims it with this."""
+    import timm
+
+    if not (name.startswith(("hf-hub:", "hf_hub:")) or timm.is_model(name)):
+        return None
+    return {"target": _TIMM_BACKBONE, "summary": "timm model", "bound": {"model_name": name}}
+
+
+def timm_model_names() -> list[str]:
+    """timm's model names, suggested for a misspelt backbone."""
+    import timm
+
+    return timm.list_models()

@@ -21,18 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cxrlt.data.labels import imbalance_ratio
-from cxrlt.data.problems import SHOWN
-from cxrlt.data.table import read_csv
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.bootstrap import N_RESAMPLES, SEED, Difference, Intervals, paired_draws
 from cxrlt.evaluation.groups import GROUPS, NO_POSITIVES
 from cxrlt.evaluation.metrics import Report, evaluate
-from cxrlt.io import read_json
 from cxrlt.outputs.run_dir import CONFIG, METRICS, PREDICTIONS, SPLIT, RunDir
+from cxrlt.outputs.run_schema import CALIBRATED, PROB, RunConfig
 from cxrlt.outputs.tables import print_table
 
-TARGET, LOGIT, PREDICTED = "target", "logit", "predicted"
-PROBABILITIES = ("prob", "calibrated")  # the second only when a calibrator wrote it
 SETTINGS = ("run", "loss", "arch", "epochs", "select")
 COMPARED = ("mAP", "mAUC", "mF1", "ECE", "mAP_head", "mAP_medium", "mAP_tail")
 PAIRED = ("mAP", "mAUC", "mF1", "ECE")  # the paired differences between runs
@@ -178,7 +174,7 @@ class RunResults:
     """A finished run's validation predictions, read back from its folder to score again."""
 
     path: Path
-    config: dict[str, Any]
+    config: RunConfig
     classes: list[str]
     train_counts: np.ndarray
     targets: np.ndarray
@@ -192,7 +188,7 @@ class RunResults:
     @property
     def final(self) -> str:
         """The kind of probabilities the run's predictions come from."""
-        return "calibrated" if "calibrated" in self.probs else "prob"
+        return CALIBRATED if CALIBRATED in self.probs else PROB
 
     def same_images(self, other: RunResults) -> bool:
         """Scored on the same images in the same order: the runs can be compared pairwise."""
@@ -200,7 +196,7 @@ class RunResults:
 
     def evaluate(
         self,
-        kind: str = "prob",
+        kind: str = PROB,
         *,
         intervals: bool = True,
         patients: np.ndarray | None = None,
@@ -235,95 +231,46 @@ def _require_files(path: Path, names: Sequence[str]) -> None:
             raise CxrltError(f"{path} is not a complete run: {name} is missing.")
 
 
-def _columns(frame: pd.DataFrame, prefix: str, classes: Sequence[str], file: Path) -> np.ndarray:
-    names = [f"{prefix}:{c}" for c in classes]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise CxrltError(f"{file} lacks the columns {', '.join(missing[:3])}{more}.")
-    return frame[names].to_numpy()
-
-
-def _damaged(file: Path) -> str:
-    """What to do about a run's predictions file that was cut off or edited."""
-    run = file.parent
-    return (
-        f"was it cut off or edited? Restore it from a copy of the run, or write the run's "
-        f"predictions again with `cxrlt run --from-run {run} --out NEW_FOLDER`"
-    )
-
-
-def _read_predictions(file: Path) -> pd.DataFrame:
-    """The rows of a run's ``valid_predictions.csv``, every score a finite number; a file cut
-    off or edited (fields missing, blank, text, infinite) stops, naming its first bad lines."""
-    read = read_csv(file, text_columns=["ImageID"], required=["ImageID"], ragged_fix=_damaged(file))
-    frame = read.frame
-    scores = [c for c in frame.columns if c != "ImageID"]
-    numbers = frame[scores].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(numbers)
-    rows = np.flatnonzero(bad.any(axis=1))
-    if len(rows):
-        row = rows[0]
-        column = scores[np.flatnonzero(bad[row])[0]]
-        lines = ", ".join(str(line) for line in read.lines[rows[:SHOWN]])
-        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
-        raise CxrltError(
-            f"{file}: {len(rows)} {'row holds' if len(rows) == 1 else 'rows hold'} values that "
-            "are missing, not numbers or infinite "
-            f"(lines {lines}{more}; first: {column}={frame[column].iloc[row]!r} on line "
-            f"{read.lines[row]}): {_damaged(file)}."
-        )
-    # numbers the parser kept as text (spaces around them, say); numeric columns keep their type
-    return frame.astype({c: float for c in scores if not pd.api.types.is_numeric_dtype(frame[c])})
-
-
 def read_run(path: Path | str) -> RunResults:
     """Labels, logits and probabilities of a complete run, with its classes and training counts."""
     path = Path(path)
     _require_files(path, (CONFIG, PREDICTIONS))
-    config = RunDir(path, check=False).read_config()
-    data = config.get("data") or {}
-    if "classes" not in data or "train_counts" not in data:
-        raise CxrltError(f"{path / CONFIG} lacks data.classes or data.train_counts.")
-    classes = list(data["classes"])
-    file = path / PREDICTIONS
-    frame = _read_predictions(file)
-    kinds = [k for k in PROBABILITIES if k == "prob" or frame.columns.str.startswith(f"{k}:").any()]
-    image_ids = frame["ImageID"].to_numpy(str)
-    patients, note = _patients(path, image_ids)
+    run_dir = RunDir(path, check=False)
+    config = run_dir.read_config()
+    data = config.required("data", path / CONFIG)
+    predictions = run_dir.read_predictions(data.classes)
+    probs = {PROB: predictions.probs}
+    if predictions.calibrated is not None:
+        probs[CALIBRATED] = predictions.calibrated
+    patients, note = _patients(run_dir, predictions.image_ids)
     return RunResults(
         path=path,
         config=config,
-        classes=classes,
-        train_counts=np.asarray(data["train_counts"]),
-        targets=_columns(frame, TARGET, classes, file),
-        logits=_columns(frame, LOGIT, classes, file),
-        probs={kind: _columns(frame, kind, classes, file) for kind in kinds},
-        image_ids=image_ids,
+        classes=list(data.classes),
+        train_counts=np.asarray(data.train_counts),
+        targets=predictions.targets,
+        logits=predictions.logits,
+        probs=probs,
+        image_ids=predictions.image_ids,
         patients=patients,
-        predicted=_columns(frame, PREDICTED, classes, file)
-        if frame.columns.str.startswith(f"{PREDICTED}:").any()
-        else None,
+        predicted=predictions.predicted,
         patient_note=note,
     )
 
 
-def _patients(path: Path, image_ids: np.ndarray) -> tuple[np.ndarray, str]:
+def _patients(run_dir: RunDir, image_ids: np.ndarray) -> tuple[np.ndarray, str]:
     """Each image's patient from the run's split.csv; without one, the image itself and a note."""
-    file = path / SPLIT
-    if not file.is_file():
-        return image_ids, NO_SPLIT
     fix = f"restore the run's own {SPLIT}, or remove it to count each image as its own patient"
-    split = pd.read_csv(file, dtype=str, keep_default_na=False)
-    if not {"ImageID", "PatientID"} <= set(split.columns):
-        raise CxrltError(f"{file} lacks the columns ImageID and PatientID: {fix}.")
+    split = run_dir.read_split(fix)
+    if split is None:
+        return image_ids, NO_SPLIT
     patient_of = split.drop_duplicates("ImageID").set_index("ImageID")["PatientID"]
     patients = pd.Series(image_ids).map(patient_of)
     absent = patients.isna().to_numpy()
     if absent.any():
         raise CxrltError(
-            f"{file} has no patient for {absent.sum()} of the {len(image_ids)} images in "
-            f"{PREDICTIONS} (first: {image_ids[absent][0]}): {fix}."
+            f"{run_dir.file(SPLIT)} has no patient for {absent.sum()} of the {len(image_ids)} "
+            f"images in {PREDICTIONS} (first: {image_ids[absent][0]}): {fix}."
         )
     return patients.to_numpy(str), ""
 
@@ -343,14 +290,15 @@ def paired_difference(first: Report, other: Report) -> dict[str, tuple[float, np
 def _run_row(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """One run's row of the comparison as its metrics.json gives it, and that file's contents."""
     _require_files(path, (CONFIG, METRICS))
-    config = RunDir(path, check=False).read_config()
-    metrics = read_json(path / METRICS)
-    options, specs = config.get("options", {}), config.get("specs", {})
+    run_dir = RunDir(path, check=False)
+    config, metrics = run_dir.read_config(), run_dir.read_metrics()
+    options, specs = config.options or {}, config.specs or {}
+    trained = config.training.epochs_done if config.training else None
     row = {
         "run": name,
         "loss": options.get("loss", "?"),
-        "arch": specs.get("arch", {}).get("name", options.get("arch", "?")),
-        "epochs": config.get("training", {}).get("epochs_done", options.get("epochs")),
+        "arch": specs["arch"].name if "arch" in specs else options.get("arch", "?"),
+        "epochs": trained if trained is not None else options.get("epochs"),
         # how the reported model was chosen; runs before cross-fitting chose on all images
         "select": metrics.get("selection", {}).get("protocol", options.get("select", "best")),
         **{key: metrics.get(key, np.nan) for key in COMPARED},

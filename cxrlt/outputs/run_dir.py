@@ -1,6 +1,8 @@
 """A run directory: everything needed to inspect, compare or repeat a run.
 
-Every file is written atomically, so an interrupted run leaves whole files or none.
+Its files are named here and written and read through :class:`RunDir`, in the types of
+:mod:`cxrlt.outputs.run_schema`. Every file is written atomically, so an interrupted run leaves
+whole files or none.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ import pandas as pd
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
 from cxrlt.io import atomic_path, read_json, write_json, write_with
+from cxrlt.outputs.run_schema import (
+    Predictions,
+    RunConfig,
+    config_from,
+    read_predictions,
+    read_split,
+)
 
 CONFIG = "config.json"
 LOG = "log.csv"
@@ -65,8 +74,10 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write_config(self, config: dict[str, Any]) -> Path:
-        return write_json(self.file(CONFIG), config)
+    def write_config(self, config: RunConfig | dict[str, Any]) -> Path:
+        """The run's config (a dict is checked against the schema first)."""
+        file = self.file(CONFIG)
+        return write_json(file, config_from(config, file).to_dict())
 
     def write_table(self, name: str, frame: pd.DataFrame) -> Path:
         return write_with(self.file(name), lambda f: frame.to_csv(f, index=False))
@@ -89,12 +100,33 @@ class RunDir:
             save_file(tensors, str(tmp))
         return self.file(name)
 
-    def read_config(self) -> dict[str, Any]:
-        """The config a run wrote when it started (what ``--resume`` continues)."""
+    def read_config(self) -> RunConfig:
+        """The config the run wrote (when it started, then as it went on); one of another
+        schema version is refused, naming both versions."""
         path = self.file(CONFIG)
         if not path.is_file():
             raise CxrltError(f"{self.path} holds no run ({CONFIG} is missing): check the path.")
-        return read_json(path)
+        return RunConfig.from_dict(read_json(path), path)
+
+    def read_predictions(self, classes: Sequence[str]) -> Predictions:
+        """The validation predictions (see :func:`~cxrlt.outputs.run_schema.read_predictions`)."""
+        return read_predictions(self.file(PREDICTIONS), classes)
+
+    def read_split(self, fix: str) -> pd.DataFrame | None:
+        """split.csv as text, or None when the run has none; ``fix`` says what to do about
+        a file without ImageID and PatientID."""
+        return read_split(self.file(SPLIT), fix)
+
+    def write_split(self, split: pd.DataFrame) -> Path:
+        return self.write_table(SPLIT, split)
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.file(METRICS))
+
+    def read_calibration(self) -> dict[str, Any]:
+        """The fitted calibrator and threshold policy, or {} for a run without them."""
+        file = self.file(CALIBRATION)
+        return read_json(file) if file.is_file() else {}
 
     def write_calibration(self, fitted: dict[str, Any]) -> Path:
         """The fitted calibrator and threshold policy: specs and states, no pickles."""
@@ -112,25 +144,12 @@ class RunDir:
     ) -> Path:
         """One row per validation image: its labels, logits, the loss's probabilities, with a
         calibrator the held-out calibrated ones, and the binary predictions of the threshold
-        policy, named per class (``target:Mass``, ``predicted:Mass``).
-
-        Floats are written in their shortest round-trip form (pandas' default, no
-        ``float_format``): read back (pandas 3's default parser is exact), the float64
-        probabilities are the arrays' bit for bit and rank as they did."""
-        blocks = {"target": targets.astype(np.int8), "logit": logits, "prob": probs}
-        if calibrated is not None:
-            blocks["calibrated"] = calibrated
-        if predicted is not None:
-            blocks["predicted"] = predicted.astype(np.int8)
-        frame = pd.concat(
-            [pd.DataFrame({"ImageID": list(image_ids)})]
-            + [
-                pd.DataFrame(values, columns=[f"{kind}:{c}" for c in classes])
-                for kind, values in blocks.items()
-            ],
-            axis=1,
+        policy, named per class (``target:Mass``, ``predicted:Mass``; see
+        :class:`~cxrlt.outputs.run_schema.Predictions`)."""
+        predictions = Predictions(
+            np.asarray(image_ids, dtype=object), targets, logits, probs, calibrated, predicted
         )
-        return self.write_table(PREDICTIONS, frame)
+        return self.write_table(PREDICTIONS, predictions.frame(classes))
 
     def write_metrics(self, report: Report, selection: dict[str, Any] | None = None) -> Path:
         """The overall means (with ``<name>_ci``: [low, high] when the report has intervals,

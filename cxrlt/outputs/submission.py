@@ -8,110 +8,36 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cxrlt.data.labels import (
-    CXR_LT_2023_CLASSES,
-    CXR_LT_2024_CLASSES,
-    CXR_LT_2024_GOLD_CLASSES,
-    CXR_LT_2026_CLASSES,
-    CXR_LT_2026_TASK2_CLASSES,
-)
 from cxrlt.errors import CxrltError
 from cxrlt.io import write_with
+from cxrlt.registry import SubmissionFormat, registry
 
-# The 2026 header is stated by the organisers (shared/domain.md, section 1).
-CXR_LT_2026_ID_COLUMN = "ImageID"
-# Assumed: domain.md names the MIMIC-CXR id columns of 2023/2024 but not the submission header;
-# `dicom_id` is the column that identifies one image (a study holds several), so it keys a row.
-MIMIC_SUBMISSION_ID_COLUMN = "dicom_id"
 # Eight significant digits keep near-saturated probabilities (0.99999991 vs 0.99999994) apart,
 # so the ranking that mAP and AUROC score survives the text file.
 FLOAT_FORMAT = "%.8g"
 _EXAMPLES = 3
 
 
-@dataclass(frozen=True)
-class SubmissionFormat:
-    """The header a challenge's scorer expects: the id column, then the classes in order."""
-
-    name: str
-    id_column: str
-    classes: tuple[str, ...]
-    notes: str = ""
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.id_column, *self.classes)
-
-
-_MIMIC_NOTE = (
-    f"Id column {MIMIC_SUBMISSION_ID_COLUMN!r} is assumed (the MIMIC-CXR image id); "
-    "check it against the organisers' sample submission."
-)
-
-SUBMISSION_FORMATS: dict[str, SubmissionFormat] = {
-    fmt.name: fmt
-    for fmt in (
-        SubmissionFormat(
-            "cxr-lt-2026", CXR_LT_2026_ID_COLUMN, CXR_LT_2026_CLASSES, "Task 1: 30 known classes."
-        ),
-        SubmissionFormat(
-            "cxr-lt-2026-task2",
-            CXR_LT_2026_ID_COLUMN,
-            CXR_LT_2026_TASK2_CLASSES,
-            "Task 2: zero-shot on 6 unseen classes.",
-        ),
-        SubmissionFormat(
-            "cxr-lt-2024",
-            MIMIC_SUBMISSION_ID_COLUMN,
-            CXR_LT_2024_CLASSES,
-            f"Task 1: 40 classes. {_MIMIC_NOTE}",
-        ),
-        SubmissionFormat(
-            "cxr-lt-2024-gold",
-            MIMIC_SUBMISSION_ID_COLUMN,
-            CXR_LT_2024_GOLD_CLASSES,
-            f"Task 2: 26-class gold-standard subset. {_MIMIC_NOTE}",
-        ),
-        SubmissionFormat(
-            "cxr-lt-2023",
-            MIMIC_SUBMISSION_ID_COLUMN,
-            CXR_LT_2023_CLASSES,
-            f"26 classes. {_MIMIC_NOTE}",
-        ),
-    )
-}
-
-
-def submission_format(name: str) -> SubmissionFormat:
-    """Look a format up by data-set name, naming the known ones when the name is wrong."""
-    try:
-        return SUBMISSION_FORMATS[name]
-    except KeyError:
-        known = ", ".join(SUBMISSION_FORMATS)
-        raise CxrltError(f"No submission format {name!r}; known formats: {known}.") from None
-
-
-DATASET_FORMATS = {"synthetic": "cxr-lt-2026"}  # the embedded set is written like CXR-LT 2026
-
-
 def submission_for_dataset(dataset: str, classes: Sequence[str]) -> SubmissionFormat:
-    """The format of a data set's test task whose classes the model predicts (the 2024 data set
-    trains 40 classes or the 26 of the gold task, and each has its own file)."""
-    base = DATASET_FORMATS.get(dataset, dataset)
-    candidates = [fmt for key, fmt in SUBMISSION_FORMATS.items() if key.startswith(base)]
-    for fmt in candidates:
+    """The format, among those the data set's entry declares, whose classes the model predicts
+    (the 2024 data set trains 40 classes or the 26 of the gold task, and each has its own
+    file). ``dataset`` is a registered data-set name or alias."""
+    entry = registry("datasets").get(dataset)
+    for fmt in entry.submissions:
         if set(fmt.classes) == set(classes):
             return fmt
-    known = ", ".join(f"{fmt.name} ({len(fmt.classes)} classes)" for fmt in candidates) or "none"
+    known = (
+        ", ".join(f"{fmt.name} ({len(fmt.classes)} classes)" for fmt in entry.submissions)
+        or "none declared"
+    )
     raise CxrltError(
-        f"No submission format of data set {dataset!r} has the model's {len(classes)} classes "
-        f"(formats: {known}): the test images were not written as a submission."
+        f"No submission format of data set {entry.name!r} has the model's {len(classes)} "
+        f"classes (formats: {known}): the test images were not written as a submission."
     )
 
 

@@ -20,38 +20,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from fastai.callback.channelslast import ChannelsLast
-from fastai.callback.core import Callback, TrainEvalCallback
-from fastai.callback.fp16 import MixedPrecision
-from fastai.callback.progress import ProgressCallback
-from fastai.callback.training import GradientClip
 from fastai.data.load import DataLoader
-from fastai.learner import CastToTensor, Learner, Recorder
+from fastai.learner import Learner
 from fastcore.basics import patch
 from torch import nn
 
 from cxrlt.calibration.learner import check_fitting, discard_fitted
 from cxrlt.errors import CxrltError
 from cxrlt.model.network import CXRClassifier, backbone_head_splitter
+from cxrlt.post.retrain import main_training_callbacks
 from cxrlt.registry import Resolved, registry, resolve
 from cxrlt.spec import Spec, parse_spec, parse_specs
-from cxrlt.training.guards import StopOnNonFiniteLoss
 
 StepSpecs = str | Sequence[Resolved | Spec | str]
 POST_KINDS = ("post", "calibrators", "thresholds")  # the order --post takes them in
-
-# Callbacks that shape how a batch is computed. The others act on the main training's epochs
-# (deferred re-weighting, checkpoints, weight averaging, the run log) and sit out post steps.
-_STEP_CALLBACKS = (
-    TrainEvalCallback,
-    Recorder,
-    CastToTensor,
-    ProgressCallback,
-    MixedPrecision,
-    ChannelsLast,
-    GradientClip,
-    StopOnNonFiniteLoss,
-)
 
 
 class PostStep:
@@ -97,7 +79,7 @@ def classifier_of(model: nn.Module) -> CXRClassifier:
 
 def learner_classes(learn: Learner) -> tuple[str, ...]:
     """The learner's class names, from any fastai DataLoaders (``classes`` or ``vocab``)."""
-    from cxrlt.training.learner import class_names
+    from cxrlt.data.loaders import class_names
 
     return class_names(learn.dls)
 
@@ -186,10 +168,6 @@ def post_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return groups
 
 
-def _main_training_callbacks(learn: Learner) -> list[Callback]:
-    return [cb for cb in learn.cbs if not isinstance(cb, _STEP_CALLBACKS)]
-
-
 @patch
 def post(self: Learner, steps: StepSpecs, dl: DataLoader | None = None) -> Learner:
     """Run post-training steps in order (wrap the model, then fit the step), then fit the
@@ -197,9 +175,10 @@ def post(self: Learner, steps: StepSpecs, dl: DataLoader | None = None) -> Learn
     ``learn.calibrate`` and ``learn.thresholds`` do. ``steps`` is what ``--post`` takes.
 
     Every name and parameter, and every step's :meth:`PostStep.check`, is checked before the
-    first step changes anything. During each ``fit`` only the callbacks that shape a batch's
-    computation run (mixed precision, gradient clipping, ...); those of the main training
-    (deferred re-weighting, checkpoints, weight averaging, run log) are set aside. Run the
+    first step changes anything. During each ``fit`` the callbacks of the main training
+    (deferred re-weighting, checkpoints, weight averaging, run log: they declare
+    ``during_post_training = False``) are set aside; the others, which shape how a batch is
+    computed (mixed precision, gradient clipping, a plugin's), run. Run the
     steps after choosing the epoch to keep: wrapped models have other state_dict keys. The
     resolved specs are appended to ``self.post_steps`` for the run directory and
     :func:`rebuild`, and what each chose (:meth:`PostStep.choices`) to ``self.post_choices``.
@@ -216,7 +195,7 @@ def post(self: Learner, steps: StepSpecs, dl: DataLoader | None = None) -> Learn
         discard_fitted(self, "calibrator", "thresholds")
     for step in built:
         self.model = _wrap(step, self.model, learner_classes(self))
-        with self.removed_cbs(_main_training_callbacks(self)):
+        with self.removed_cbs(main_training_callbacks(self)):
             step.fit(self)
     self.post_steps = [*getattr(self, "post_steps", []), *resolved]
     self.post_choices = [

@@ -12,10 +12,10 @@ from fastai.learner import Learner
 from torch import nn
 
 from cxrlt.errors import CxrltError
+from cxrlt.model.build import head_input_width
 from cxrlt.post import PostStep, classifier_of, learner_classes
 from cxrlt.post.retrain import require_sampled_loader, retrain
 from cxrlt.registry import Resolved, resolve
-from cxrlt.training.learner import head_input_width
 
 
 def head_spec(learn: Learner) -> Resolved:

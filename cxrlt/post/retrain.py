@@ -30,6 +30,14 @@ class EvalExcept(Callback):
             module.train()
 
 
+def main_training_callbacks(learn: Learner) -> list[Callback]:
+    """The learner's callbacks that sit out post-training steps: those whose class declares
+    ``during_post_training = False`` because they act on the main training's epochs (deferred
+    re-weighting, checkpoints, weight averaging, the run log). Every other callback runs, so a
+    plugin's callback that shapes batches shapes the retraining's batches too."""
+    return [cb for cb in learn.cbs if not getattr(type(cb), "during_post_training", True)]
+
+
 def require_sampled_loader(learn: Learner) -> None:
     """Refuse, changing nothing, a train loader that retraining cannot draw balanced batches
     from: one without a ``sampler`` to swap, or whose data set has no ``targets`` to build

@@ -22,6 +22,7 @@ class WeightAveraging(Callback):
     """Update the average after every optimiser step; validate on it."""
 
     order = EpochCheckpoint.order + 1  # raw weights come back after the checkpoint is taken
+    during_post_training = False  # the post step ``ema`` averages its own retraining
 
     def __init__(self, decay: float = 0.999) -> None:
         if not 0 < decay < 1:

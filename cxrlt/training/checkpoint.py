@@ -40,7 +40,6 @@ from fastcore.foundation import L
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.selection import WHOLE
 from cxrlt.io import atomic_path
-from cxrlt.outputs.run_dir import CHECKPOINT
 from cxrlt.training.events import predicting
 
 BEST_PATTERN = "best-epoch*.pt"  # the epoch number in place of *
@@ -90,11 +89,11 @@ CHECKPOINT_KEYS = (
 )
 
 
-def load_checkpoint(folder: Path) -> dict[str, Any]:
-    """The checkpoint in ``folder``, read by torch's safe loader: a file holding anything but
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint file ``path``, read by torch's safe loader: a file holding anything but
     tensors, numbers, strings, lists and dicts (a checkpoint of an older cxrlt, or one crafted
     to run code when unpickled) is refused, and nothing in it runs."""
-    path = Path(folder) / CHECKPOINT
+    path = Path(path)
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol: the refusal says more
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -227,9 +226,10 @@ def _has_own(cb: Callback, method: str) -> bool:
 
 
 class EpochCheckpoint(Callback):
-    """Write a checkpoint after each epoch and keep the best weights by ``monitor``, or by
-    each of the named ``scores`` (a function called after every epoch's validation; its
-    ``"all"`` entry stands for ``monitor``).
+    """Write a checkpoint to ``path`` after each epoch and keep the best weights beside it,
+    by ``monitor`` or by each of the named ``scores`` (a function called after every epoch's
+    validation; its ``"all"`` entry stands for ``monitor``). The caller names the file: the
+    run directory's layout is not training's business.
 
     With ``resume`` (a loaded checkpoint) the epochs it covers are skipped without logging,
     and every state is restored before the first epoch that still has to run (or at the end,
@@ -245,10 +245,11 @@ class EpochCheckpoint(Callback):
     # After the metrics are recorded, and after the progress bar has seen each epoch begin
     # (skipped ones too), like fastai's own SkipToEpoch.
     order = max(Recorder.order, ProgressCallback.order) + 1
+    during_post_training = False  # checkpoints count the main training's epochs
 
     def __init__(
         self,
-        folder: Path | str,
+        path: Path | str,
         *,
         monitor: str = "mAP",
         mode: str = "max",
@@ -258,7 +259,8 @@ class EpochCheckpoint(Callback):
     ) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.folder, self.monitor, self.resume, self.write = Path(folder), monitor, resume, write
+        self.path, self.monitor, self.resume, self.write = Path(path), monitor, resume, write
+        self.folder = self.path.parent
         self._sign = 1.0 if mode == "max" else -1.0
         self._scores = scores
         self.best: dict[str, dict[str, Any]] = {}  # per score: its best value and epoch
@@ -316,7 +318,7 @@ class EpochCheckpoint(Callback):
         # In this order, so a kill at any moment leaves a checkpoint and the best weights it
         # names. After the last epoch nothing trains meanwhile (and fit waits for the files):
         # written at once, with no copy; else copied now and written while the next trains.
-        files.append((CHECKPOINT, self._state(model)))
+        files.append((self.path.name, self._state(model)))
         keep = {self._best_name(best["epoch"]) for best in self.best.values()}
         if self.epoch + 1 >= self.n_epoch:
             self._write(files, keep)
@@ -363,7 +365,7 @@ class EpochCheckpoint(Callback):
         """Drop the checkpoint files once the run's own outputs are written."""
         self.wait()
         if self.write:
-            (self.folder / CHECKPOINT).unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
             for path in self.folder.glob(BEST_PATTERN):
                 path.unlink()
 

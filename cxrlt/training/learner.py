@@ -1,5 +1,9 @@
 """``cxr_learner``: a fastai Learner assembled from registry names, on any fastai DataLoaders;
-``load_learner``: one that ``learn.export()`` wrote, ready to predict."""
+``load_learner``: one that ``learn.export()`` wrote, ready to predict.
+
+The post-training methods (``learn.post``, ``.calibrate``, ``.thresholds``) are
+:mod:`cxrlt.post`'s additions to fastai's Learner, a layer above this one: ``cxrlt``'s public
+``cxr_learner`` and ``load_learner`` bring them, as fastai's ``all`` modules bring its own."""
 
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ from fastai.learner import Learner
 from fastai.metrics import AccumMetric
 from fastcore.basics import listify
 
-import cxrlt.post  # noqa: F401 - adds Learner.post, .calibrate and .thresholds
+from cxrlt.data.loaders import class_names
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import macro_average_precision
-from cxrlt.head_choice import choose_head
-from cxrlt.model.network import CXRClassifier, backbone_head_splitter
+from cxrlt.model.head_choice import choose_head
+from cxrlt.model.build import build_model
+from cxrlt.model.network import backbone_head_splitter
 from cxrlt.registry import Resolved, resolve
+from cxrlt.spec import Spec
 from cxrlt.training.optim import fused_adam
 from cxrlt.training.progress import EpochLines, stdout_is_terminal
 
@@ -35,38 +41,9 @@ def macro_ap_metric() -> AccumMetric:
     return AccumMetric(_to_numpy_map, flatten=False, name="mAP")
 
 
-def head_input_width(backbone: Any, *, spatial: bool) -> int:
-    """Channels a head receives: the feature map's for spatial heads, the pooled vector's
-    otherwise (timm's ``head_hidden_size``, wider than the map in MobileNetV3)."""
-    if spatial:
-        return backbone.num_features
-    return getattr(backbone, "head_hidden_size", None) or backbone.num_features
-
-
 def loss_callbacks(loss_func: Any) -> list:
     """The callbacks a loss asks for (deferred re-weighting, ...); none for plain modules."""
     return list(getattr(loss_func, "callbacks", list)())
-
-
-def build_model(arch: Resolved, head: Resolved, n_classes: int) -> CXRClassifier:
-    """Backbone and head from resolved specs, for greyscale input."""
-    backbone = arch.build(in_chans=1)
-    in_features = head_input_width(backbone, spatial=getattr(head.entry.load(), "spatial", False))
-    return CXRClassifier(backbone, head.build(in_features=in_features, n_classes=n_classes))
-
-
-def class_names(dls: DataLoaders) -> tuple[str, ...]:
-    """The classes, in the order of the target columns: ``dls.classes`` (cxrlt's loaders, or
-    set by hand), else fastai's ``dls.vocab`` (a ``DataBlock`` with ``MultiCategoryBlock``)."""
-    for attribute in ("classes", "vocab"):
-        names = getattr(dls, attribute, None)
-        if names is not None:
-            return tuple(str(name) for name in names)
-    raise CxrltError(
-        "cxr_learner cannot tell the classes of these DataLoaders: they have neither `classes` "
-        "nor fastai's `vocab`. Name the target columns before calling it: "
-        "dls.classes = ['Atelectasis', 'Cardiomegaly', ...] (one name per column, in order)."
-    )
 
 
 def _training_targets(dls: DataLoaders) -> np.ndarray:
@@ -110,23 +87,25 @@ def training_label_counts(dls: DataLoaders) -> tuple[np.ndarray, int]:
 
 def cxr_learner(
     dls: DataLoaders,
-    arch: str = "resnet18",
-    loss: str = "bce",
+    arch: Resolved | Spec | str = "resnet18",
+    loss: Resolved | Spec | str = "bce",
     *,
-    head: str | None = None,
+    head: Resolved | Spec | str | None = None,
     pretrained: bool | None = None,
     **learner_kwargs: Any,
 ) -> Learner:
-    """A Learner whose model, loss and parameter groups come from registry names.
+    """A Learner whose model, loss and parameter groups come from registry entries: each of
+    ``arch``, ``loss`` and ``head`` a name with parameters, a :class:`~cxrlt.spec.Spec` or a
+    :class:`~cxrlt.registry.Resolved`.
 
     ``dls`` are cxrlt's (:func:`cxrlt.data.loaders.cxr_dataloaders`) or any fastai DataLoaders
     of greyscale images, (B, 1, H, W) in [0, 1], with 0/1 targets, one column per class: a
     ``DataBlock`` with ``MultiCategoryBlock``, or PyTorch loaders wrapped as
     ``DataLoaders(train_dl, valid_dl)``. The classes and per-class counts come from
-    :func:`class_names` and :func:`training_label_counts`.
+    :func:`~cxrlt.data.loaders.class_names` and :func:`training_label_counts`.
 
     ``head`` None takes the head the loss declares, else linear, as ``cxrlt run`` does
-    (:func:`cxrlt.head_choice.choose_head`). ``pretrained`` (if given) overrides the spec's, on
+    (:func:`cxrlt.model.head_choice.choose_head`). ``pretrained`` (if given) overrides the spec's, on
     backbones that declare it. The resolved specs are kept in ``learn.specs`` so a run directory
     can record them. The optimiser is fastai's
     Adam stepped by torch's fused kernel (:mod:`cxrlt.training.optim`) unless ``opt_func``
@@ -167,9 +146,9 @@ def cxr_learner(
 
 
 def load_learner(path: str | Path, cpu: bool = True) -> Learner:
-    """fastai's ``load_learner`` for a file ``learn.export(path)`` wrote, with cxrlt's additions
-    to Learner in place (this module imports them). It needs no training data: ``predict`` and
-    ``dls.test_dl`` decode new images as training did. Only load files you trust (pickle)."""
+    """fastai's ``load_learner`` for a file ``learn.export(path)`` wrote. It needs no training
+    data: ``predict`` and ``dls.test_dl`` decode new images as training did. Only load files
+    you trust (pickle)."""
     from fastai.learner import load_learner as fastai_load_learner
 
     path = Path(path)

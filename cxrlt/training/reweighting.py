@@ -22,7 +22,11 @@ class DeferredReweighting(Callback):
 
     ``start`` None means 80% of the epochs of the first ``fit`` call. The loss must expose a
     ``positive_weights`` attribute, as every :class:`~cxrlt.training.losses.BCELoss` does.
+    It sits out post-training: its epochs are the main training's, and retraining on
+    class-balanced batches already corrects the head-class bias it corrects.
     """
+
+    during_post_training = False
 
     def __init__(self, weights: torch.Tensor, start: int | None = None) -> None:
         if start is not None and start < 0:

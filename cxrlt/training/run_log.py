@@ -18,6 +18,7 @@ class RunLog(Callback):
     byte (those the checkpoint covers: a line written after it is dropped), and goes on."""
 
     order = 60  # fastai's CSVLogger's: after the Recorder has the epoch's values
+    during_post_training = False  # the log holds the main training's epochs
 
     def __init__(self, fname: str, keep_epochs: int | None = None) -> None:
         self.fname, self.keep_epochs = fname, keep_epochs

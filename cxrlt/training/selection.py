@@ -18,6 +18,8 @@ class HalfScores(Callback):
     on the distributed loader), so every rank computes the same scores and chooses alike.
     """
 
+    during_post_training = False  # it scores the main training's epochs
+
     def __init__(self, halves: np.ndarray) -> None:
         self.halves = np.asarray(halves)
         self.scores: dict[str, float] = {}

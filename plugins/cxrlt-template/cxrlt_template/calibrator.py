@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from cxrlt.calibration import Calibrator
+from cxrlt import Calibrator
 
 
 class MyCalibrator(Calibrator):

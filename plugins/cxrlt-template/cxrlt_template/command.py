@@ -13,7 +13,7 @@ def count_labels(
     data: Annotated[str | None, typer.Option(help="Its folder, as --data.")] = None,
 ) -> None:
     """Print how many images each class of a data set has, rarest first."""
-    from cxrlt.registry import resolve
+    from cxrlt import resolve
 
     images = resolve("datasets", dataset).build(path=data)
     counts = images.frame[list(images.classes)].sum()

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlt.data.table import (
+from cxrlt import (
     ID_COLUMN,
     LINE_COLUMN,
     PATH_COLUMN,
     PATIENT_COLUMN,
+    CxrltError,
     LabelledImages,
     locate_images,
     read_csv,
 )
-from cxrlt.errors import CxrltError
 
 IMAGE, PATIENT, FINDINGS = "Image Index", "Patient ID", "Finding Labels"
 NO_FINDING = "No Finding"

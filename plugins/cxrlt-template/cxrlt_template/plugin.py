@@ -2,11 +2,11 @@
 register lazy ``"package.module:attr"`` targets, imported only when an entry is used.
 
 One worked example per hook; keep the hooks you need and delete the others with their modules.
-What each target receives and must provide: cxrlt's README, "Plugins", and
+What each target receives and must provide: cxrlt's plugin guide (docs/plugins.md), and
 ``cxrlt/hookspecs.py``. Rename the entries (``my-...``) to the names users will write.
 """
 
-from cxrlt.hookspecs import hookimpl
+from cxrlt import hookimpl
 
 
 @hookimpl

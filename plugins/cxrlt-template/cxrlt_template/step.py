@@ -12,8 +12,7 @@ import torch
 from fastai.learner import Learner
 from torch import nn
 
-from cxrlt.post import PostStep
-from cxrlt.training.learner import training_label_counts
+from cxrlt import PostStep, training_label_counts
 
 
 class LogitOffset(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxrlt.calibration import ThresholdPolicy
+from cxrlt import ThresholdPolicy
 
 
 class MyThreshold(ThresholdPolicy):

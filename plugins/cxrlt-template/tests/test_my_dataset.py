@@ -1,7 +1,7 @@
 import pytest
 from cxrlt_template.dataset import my_dataset
 
-from cxrlt.errors import CxrltError
+from cxrlt import CxrltError
 from cxrlt.testing import check_dataset
 
 

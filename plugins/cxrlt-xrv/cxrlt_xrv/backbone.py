@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cxrlt.errors import CxrltError
+from cxrlt import CxrltError
 
 DENSENET_WEIGHTS = "densenet121-res224-all"
 RESNET_WEIGHTS = "resnet50-res512-all"

@@ -1,7 +1,7 @@
 """The module the ``cxrlt`` entry point names. cxrlt imports it at start-up, so it imports
 neither torch nor torchxrayvision: the targets are lazy ``"module:attr"`` strings."""
 
-from cxrlt.hookspecs import hookimpl
+from cxrlt import hookimpl
 
 # (name, target, summary); each summary names the default pretrained weights.
 _BACKBONES = (

@@ -145,7 +145,7 @@ def test_pooled_and_spatial_features_at_cxrlt_size(name: str, width: int) -> Non
 
 
 def test_spatial_head_trains_on_the_feature_map() -> None:
-    from cxrlt.training.learner import build_model
+    from cxrlt.model.build import build_model
 
     model = build_model(
         resolve("backbones", "xrv-densenet121"), resolve("heads", "csra"), n_classes=5

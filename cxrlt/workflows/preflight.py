@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from cxrlt.errors import CxrltError
 
 if TYPE_CHECKING:
-    from cxrlt.pipeline import RunOptions
+    from cxrlt.options import RunOptions
     from cxrlt.registry import Resolved
+    from cxrlt.workflows.specs import RunSpecs
 
 PRECISIONS = ("auto", "32", "bf16", "fp16")
 
@@ -67,7 +68,7 @@ def check_numbers(options: RunOptions) -> None:
             )
 
 
-def rehearse(specs: dict[str, Resolved], steps: Iterable[Resolved], epochs: int) -> None:
+def rehearse(specs: RunSpecs, epochs: int) -> None:
     """Build every part of the run once on stand-in inputs, so that a value its constructor
     refuses (``ldam:s=-1``, ``platt:C=0``) or a deferred re-weighting that would never
     start stops the run now.
@@ -82,13 +83,13 @@ def rehearse(specs: dict[str, Resolved], steps: Iterable[Resolved], epochs: int)
     labels[np.arange(_STAND_IN_ITEMS), np.arange(_STAND_IN_ITEMS) % _STAND_IN_CLASSES] = 1
     labels[: _STAND_IN_ITEMS // 2, 0] = 1  # one frequent class, the rest rare
     counts = labels.sum(axis=0).tolist()
-    loss = _tried(specs["loss"].build, class_counts=counts, n_items=_STAND_IN_ITEMS)
+    loss = _tried(specs.loss.build, class_counts=counts, n_items=_STAND_IN_ITEMS)
     if loss is not None:
         check_reweighting_start(getattr(loss, "callbacks", list)(), epochs)
-    _tried(specs["sampler"].build, labels=labels)
-    _tried(specs["head"].build, in_features=_STAND_IN_FEATURES, n_classes=_STAND_IN_CLASSES)
-    _tried(build_on_meta, specs["arch"])
-    for part in (*steps, specs.get("calibrator"), specs.get("thresholds")):
+    _tried(specs.sampler.build, labels=labels)
+    _tried(specs.head.build, in_features=_STAND_IN_FEATURES, n_classes=_STAND_IN_CLASSES)
+    _tried(build_on_meta, specs.arch)
+    for part in (*specs.post, specs.calibrator, specs.thresholds):
         if part is not None:
             _tried(part.build)
 

@@ -1,0 +1,221 @@
+"""The options of a run, declared once: type, default, help text and group of each.
+
+``cxrlt run``, ``cxrlt sweep`` and ``cxrlt prepare`` generate their command-line options from
+this declaration, a configuration file (``cxrlt run --config``) is checked against it, and the
+documentation's reference lists it (:data:`RUN_OPTIONS`). Importing it stays cheap: no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cxrlt.errors import CxrltError
+from cxrlt.evaluation.selection import DEFAULT_SELECTION, SELECTIONS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before the standard library had it
+    import tomli as tomllib
+
+DATA, MODEL, TRAINING, AFTER, RUN = "Data", "Model", "Training", "After training", "Run"
+
+
+def _option(
+    default: Any, help: str, group: str, *, data: bool = False, per_run: bool = False
+) -> Any:
+    """A declared option. ``data``: ``cxrlt prepare`` takes it too (it shapes the decoded
+    images); ``per_run``: it names one run, so a sweep sets it per cell rather than sharing it."""
+    metadata = {"help": help, "group": group, "data": data, "per_run": per_run}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+_SELECT_HELP = (
+    "How the epoch (and tau) are chosen. "
+    + "; ".join(f"'{name}': {text}" for name, text in SELECTIONS.items())
+    + "."
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``cxrlt run`` takes; the defaults train on the embedded data in minutes."""
+
+    dataset: str = _option(
+        "synthetic", "Data set name (see `cxrlt list datasets`).", DATA, data=True
+    )
+    data: str | None = _option(
+        None, "Folder of the data set on disk (default: the data set's own).", DATA, data=True
+    )
+    arch: str = _option("resnet18", "Backbone: a registered or any timm name.", MODEL)
+    head: str | None = _option(
+        None, "Classifier head (default: the one the loss declares, else linear).", MODEL
+    )
+    loss: str = _option("bce", "Loss, e.g. 'bce' or 'name:key=value'.", TRAINING)
+    sampler: str = _option("uniform", "Training sampler (see `cxrlt list samplers`).", TRAINING)
+    epochs: int = _option(8, "Training epochs.", TRAINING)
+    bs: int = _option(64, "Batch size.", TRAINING)
+    lr: float = _option(2e-3, "Peak learning rate (one-cycle).", TRAINING)
+    backbone_lr: float | None = _option(
+        None, "Peak learning rate of the backbone (default: the head's, --lr).", TRAINING
+    )
+    size: int = _option(64, "Training image size in pixels.", DATA, data=True)
+    valid_frac: float = _option(0.2, "Share of images held out for validation, by patient.", DATA)
+    skip_bad: bool = _option(
+        False, "Leave out bad rows (listed in skipped.csv) instead of stopping.", DATA
+    )
+    letterbox: bool = _option(
+        False, "Keep the aspect ratio and pad, instead of stretching.", DATA, data=True
+    )
+    augment: bool = _option(
+        False, "Small affine and exposure changes in training (pays on long runs).", TRAINING
+    )
+    seed: int = _option(0, "Random seed (split, order, initialisation).", TRAINING, per_run=True)
+    pretrained: bool | None = _option(
+        None,
+        "Start from pretrained backbone weights (default: on for real data sets, off for the "
+        "embedded one).",
+        MODEL,
+    )
+    precision: str = _option(
+        "auto", "auto (bf16 or fp16 on a GPU, 32 on the CPU), 32, bf16 or fp16.", TRAINING
+    )
+    channels_last: bool | None = _option(
+        None, "Channels-last memory format (default: on a GPU).", TRAINING
+    )
+    ema: float = _option(0.0, "Average the weights with this decay (e.g. 0.999); 0: off.", TRAINING)
+    grad_clip: float = _option(0.0, "Clip the gradient norm to this value; 0: off.", TRAINING)
+    select: str = _option(DEFAULT_SELECTION, _SELECT_HELP, AFTER)
+    post: str = _option(
+        "",
+        "After training, in order: post-training steps, then a calibrator, then a threshold "
+        "policy, e.g. 'crt,tta,temp-scale,f1-per-class'.",
+        AFTER,
+    )
+    from_run: str | None = _option(
+        None,
+        "Skip training: apply --post to the model of this finished run (same data, split and "
+        "options) and evaluate it as a new run.",
+        AFTER,
+        per_run=True,
+    )
+    device: str = _option("auto", "auto, cpu, cuda or cuda:N.", RUN)
+    out: Path | None = _option(
+        None, "Run directory (default: runs/<date-time>).", RUN, per_run=True
+    )
+    overwrite: bool = _option(False, "Replace a run already in --out.", RUN, per_run=True)
+
+
+RUN_OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunOptions)
+"""The declaration, in order: each field's ``name``, ``default`` and ``metadata`` (``help``,
+``group``, ``data``, ``per_run``); :func:`option_type` gives its type."""
+
+DATA_OPTIONS = tuple(field.name for field in RUN_OPTIONS if field.metadata["data"])
+PER_RUN_OPTIONS = tuple(field.name for field in RUN_OPTIONS if field.metadata["per_run"])
+
+
+def option_type(name: str) -> Any:
+    """The declared type of option ``name`` (``int``, ``str | None``, ...)."""
+    return typing.get_type_hints(RunOptions)[name]
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of option ``name``: ``--valid-frac``."""
+    return "--" + name.replace("_", "-")
+
+
+def checked_options(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (option names, ``-`` or ``_`` spelled, to plain values as TOML and JSON give
+    them) checked against the declaration and converted to the declared types; ``source``
+    names where they come from in the messages."""
+    known = [field.name for field in RUN_OPTIONS]
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}."
+            )
+            raise CxrltError(f"{source}: unknown option {key!r}; {hint}")
+        checked[name] = _typed(name, value, source)
+    return checked
+
+
+def _typed(name: str, value: Any, source: str) -> Any:
+    """``value`` as option ``name``'s declared type, or an error naming what it expects."""
+    declared = option_type(name)
+    kinds = typing.get_args(declared) or (declared,)
+    if value is None and types.NoneType in kinds:
+        return None
+    for kind in kinds:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind in (str, Path) and isinstance(value, str):
+            return kind(value)
+    expected = " or ".join("null" if k is types.NoneType else k.__name__ for k in kinds)
+    raise CxrltError(
+        f"{source}: option {name!r} is {value!r}, expected {expected} ({flag(name)}: "
+        f"{RunOptions.__dataclass_fields__[name].metadata['help']})"
+    )
+
+
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    """The run options a TOML or JSON file gives, checked; a run's own ``config.json`` gives
+    the options it ran with (its ``options`` object), so the file replays that run."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CxrltError(f"--config {path}: no such file; give a TOML or JSON file.") from None
+    try:
+        values = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise CxrltError(f"--config {path} is not valid {kind}: {error}") from None
+    if isinstance(values, dict) and isinstance(values.get("options"), dict):
+        values = values["options"]  # the config.json of a run
+    if not isinstance(values, dict):
+        raise CxrltError(f"--config {path} must hold a table of option names and values.")
+    return checked_options(values, str(path))
+
+
+def saved_options(run_path: Path | str) -> RunOptions:
+    """The options a run was started with, read from its config."""
+    from cxrlt.outputs.run_dir import RunDir
+
+    saved = RunDir(run_path, check=False).read_config().options
+    config = Path(run_path) / "config.json"
+    if not isinstance(saved, dict):
+        raise CxrltError(
+            f"{config} was not written by `cxrlt run` (its 'options' are missing): give the "
+            "folder of a cxrlt run."
+        )
+    return RunOptions(**checked_options(saved, str(config)))
+
+
+def resume_options(run_path: Path | str, **changes: Any) -> RunOptions:
+    """The options an interrupted run was started with, to continue it in its own folder;
+    ``changes`` (a corrected ``post``) apply to what comes after training."""
+    return dataclasses.replace(
+        saved_options(run_path), out=Path(run_path), overwrite=False, **changes
+    )
+
+
+def from_run_options(run_path: Path | str, **changes: Any) -> RunOptions:
+    """Options that post-train a finished run's model again: its data, split and training
+    settings, with ``changes`` (``post``, ``out``, ``overwrite``, ``device``) applied."""
+    reset = {"out": None, "overwrite": False, "from_run": str(run_path)}
+    return dataclasses.replace(saved_options(run_path), **{**reset, **changes})
