@@ -36,7 +36,7 @@ def registry_page(kind_name: str) -> str:
     kind = KINDS[kind_name]
     found = registry(kind_name)
     entries = [e for e in found.entries if e.plugin.startswith(BUILTIN_PREFIX)]
-    lines = [f"# {kind.name.capitalize()}", ""]
+    lines = [f"# {kind.singular.capitalize()} entries (`{kind.name}`)", ""]
     if kind.context:
         supplied = ", ".join(f"`{name}`" for name in kind.context)
         lines += [f"cxrlt supplies {supplied} itself; the parameters below are the spec's.", ""]
@@ -150,15 +150,18 @@ def cli_page() -> str:
 def run_options_page() -> str:
     """The run options as declared once (``cxrlt.options``): the keys of a ``--config`` file and
     the options of ``run``, ``sweep`` and ``prepare``."""
-    from cxrlt.options import RUN_OPTIONS, flag, option_type
+    from cxrlt.options import PER_RUN_OPTIONS, RUN_OPTIONS, flag, option_type
 
+    per_run = ", ".join(f"`{flag(name)}`" for name in PER_RUN_OPTIONS)
     lines = [
         "# Run options",
         "",
-        "Declared once in `cxrlt.options`: `cxrlt run` takes every one, `cxrlt sweep` too "
-        "(a comma list sweeps it), `cxrlt prepare` those marked *data*. A configuration file "
-        "(`cxrlt run --config FILE`, TOML or JSON) uses the keys below; options given on the "
-        "command line override it, and a run's own `config.json` replays the run.",
+        "Declared once in `cxrlt.options`: `cxrlt run` takes every one; `cxrlt sweep` every "
+        f"one but those it sets per cell, marked *per run* ({per_run}), and takes comma lists "
+        "of alternatives for `--loss`, `--arch` and `--post`; `cxrlt prepare` takes those "
+        "marked *data*. A configuration file (`cxrlt run --config FILE`, TOML or JSON) uses "
+        "the keys below; options given on the command line override it, and a run's own "
+        "`config.json` replays the run.",
         "",
     ]
     groups: dict[str, list[Any]] = {}
@@ -174,6 +177,7 @@ def run_options_page() -> str:
         for field in fields:
             kind = _type_text(option_type(field.name))
             marks = " *(data)*" if field.metadata["data"] else ""
+            marks += " *(per run)*" if field.metadata["per_run"] else ""
             lines.append(
                 f"| `{field.name}` | `{flag(field.name)}` | {_cell(kind)} | "
                 f"`{field.default!r}` | {_cell(field.metadata['help'])}{marks} |"
@@ -269,6 +273,20 @@ def pages() -> dict[str, str]:
     generated[f"{PAGES_DIR}/synonyms.md"] = synonyms_page()
     generated[f"{PAGES_DIR}/benchmark-results.md"] = recorded_benchmarks_page()
     return generated
+
+
+def on_config(config: Any) -> Any:
+    """MkDocs hook: the navigation gets one page per registry kind, after the registry's
+    index, so a new kind cannot be left out of it."""
+    from cxrlt.registry import KINDS
+
+    index = f"{PAGES_DIR}/registry/index.md"
+    for section in config["nav"]:
+        items = section.get("Reference") if isinstance(section, dict) else None
+        if items:
+            at = next(i for i, item in enumerate(items) if index in item.values()) + 1
+            items[at:at] = [f"{PAGES_DIR}/registry/{kind}.md" for kind in KINDS]
+    return config
 
 
 def on_files(files: Any, config: Any) -> Any:
