@@ -1,7 +1,7 @@
 """cxrlt: long-tailed, multi-label chest X-ray classification.
 
 ``__all__`` is the public API: what scripts and plugins import, pinned by
-tests/test_public_api.py. The registry and the plugin contract's markers load with the
+tests/plugins/test_public_api.py. The registry and the plugin contract's markers load with the
 package (they import no torch); the rest loads on first use, so ``import cxrlt`` and the CLI's
 listing commands stay fast.
 """

@@ -27,12 +27,9 @@ from cxrlt import __version__
 from cxrlt.data.synonyms import ClassMatch, match_classes
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
-from cxrlt.outputs.run_dir import CONFIG, SPLIT, RunDir, check_run_folder
+from cxrlt.outputs.run_dir import CONFIG, METRICS, SKIPPED, SPLIT, RunDir, check_run_folder
 from cxrlt.outputs.run_schema import COMPLETE, DataRecord, EvaluationRecord, RunConfig
 from cxrlt.registry import resolve
-
-CLASSES = "classes.csv"
-SKIPPED = "skipped.csv"
 
 
 @dataclass(frozen=True)
@@ -63,13 +60,13 @@ def _same_place(a: str | None, b: str | None) -> bool:
 
 def _check_other_data(run: Path, config: RunConfig, dataset: str, data: str | None) -> None:
     """Refuse the very data the run was trained and validated on."""
-    options = config.options
-    same_spec = resolve("datasets", options["dataset"]).spec == resolve("datasets", dataset).spec
-    if same_spec and _same_place(options.get("data"), data):
+    options = config.required("options", run / CONFIG)
+    same_spec = resolve("datasets", options.dataset).spec == resolve("datasets", dataset).spec
+    if same_spec and _same_place(options.data, data):
         raise CxrltError(
             f"{run} was trained on {dataset!r}{f' at {data}' if data else ''}: scoring its "
             f"training images would flatter it, and its validation metrics are already in "
-            f"{run / 'metrics.json'}. Give another labelled data set with --dataset and --data."
+            f"{run / METRICS}. Give another labelled data set with --dataset and --data."
         )
 
 
@@ -152,12 +149,12 @@ def evaluate_on(
     shared = [run_classes.index(name) for name in match.run_classes]
     counts = np.asarray(config.data.train_counts)[shared]
     report = _score(run, config, labelled, match, shared, run_dir, bs, device)
-    run_dir.write_table(CLASSES, match.table())
+    run_dir.write_classes(match.table())
     run_dir.write_split(  # the patients its intervals resampled, for report and compare
         labelled.frame[["ImageID", "PatientID"]].assign(split="valid")
     )
     if len(skipped):
-        run_dir.write_table(SKIPPED, skipped)
+        run_dir.write_skipped(skipped)
     described = EvaluationRecord(
         run=str(run.resolve()),
         dataset=str(other.spec),

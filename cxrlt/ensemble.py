@@ -9,6 +9,7 @@ The ensemble's ``cxrlt predict`` predicts with every member and merges the same 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ import pandas as pd
 from cxrlt import __version__
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report, evaluate
-from cxrlt.outputs.run_dir import CONFIG, SUBMISSION, RunDir
+from cxrlt.outputs.run_dir import CONFIG, RunDir
 from cxrlt.outputs.run_schema import COMPLETE, EnsembleRecord, RunConfig
 
 MERGES = ("logit", "prob")
@@ -109,9 +110,7 @@ def ensemble_runs(
         run_dir.write_split(split)
     members_at = tuple(str(Path(run).resolve()) for run in runs)  # predict works from anywhere
     if submission is not None:
-        from cxrlt.outputs.submission import write_dataset_submission
-
-        write_dataset_submission(run_dir.file(SUBMISSION), *submission)
+        run_dir.write_submission(*submission)
     options = first.config.required("options", first.path / CONFIG)
     run_dir.write_config(
         RunConfig(
@@ -119,7 +118,7 @@ def ensemble_runs(
             created=dt.datetime.now().isoformat(timespec="seconds"),
             status=COMPLETE,
             ensemble=EnsembleRecord(members_at, merge, tuple(weights)),
-            options={**options, "loss": "ensemble", "arch": "ensemble"},
+            options=dataclasses.replace(options, loss="ensemble", arch="ensemble"),
             data=first.config.data,
         )
     )
@@ -133,10 +132,10 @@ def _merged_submission(
     every member wrote one for the same images; checked before anything is written."""
     from cxrlt.registry import resolve
 
-    files = [run / SUBMISSION for run in runs]
-    if not all(file.is_file() for file in files):
+    read = [RunDir(run, check=False).read_submission() for run in runs]
+    frames = [frame for frame in read if frame is not None]
+    if len(frames) < len(runs):
         return None
-    frames = [pd.read_csv(file, dtype={0: str}) for file in files]
     ids = frames[0].iloc[:, 0]
     if any(not f.columns.equals(frames[0].columns) or not f.iloc[:, 0].equals(ids) for f in frames):
         raise CxrltError(
@@ -145,5 +144,5 @@ def _merged_submission(
         )
     probs, _ = merge_probabilities([f.iloc[:, 1:].to_numpy() for f in frames], weights, merge)
     options = first.config.required("options", first.path / CONFIG)
-    dataset = resolve("datasets", options["dataset"]).entry.name
+    dataset = resolve("datasets", options.dataset).entry.name
     return dataset, ids, probs, list(frames[0].columns[1:])

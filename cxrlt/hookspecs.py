@@ -37,7 +37,7 @@ hookimpl = pluggy.HookimplMarker("cxrlt")
 def register_losses(register):
     """Loss functions. Target: ``f(*, class_counts, n_items, **params) -> nn.Module``
     with ``activation`` and ``decodes`` as fastai expects. ``forward(logits, targets)`` is
-    the mean over the batch; subclassing ``cxrlt.training.losses.BCELoss`` and overriding
+    the mean over the batch; subclassing ``cxrlt.BCELoss`` and overriding
     ``elementwise(logits, targets)`` gives that, a sigmoid ``activation`` and ``callbacks()``,
     the fastai callbacks the loss needs during training (none by default). A callback runs
     during post-training steps too unless its class sets ``during_post_training = False`` (as
@@ -72,7 +72,7 @@ def register_heads(register):
 @hookspec
 def register_post(register):
     """Post-training steps (cRT, TTA, normal gating, ...), run in the order given.
-    Target: ``f(**params) -> PostStep``, a ``cxrlt.post.PostStep``: ``check(learn)`` refuses
+    Target: ``f(**params) -> PostStep``, a ``cxrlt.PostStep``: ``check(learn)`` refuses
     a learner before anything changes, ``wrap(model, classes)`` gives the model's structure
     with no data, ``fit(learn)`` learns its values into the state_dict (so prediction can
     rebuild it), ``choices()`` reports what ``fit`` chose; ``chooses_on_validation`` marks a
@@ -82,7 +82,7 @@ def register_post(register):
 @hookspec
 def register_calibrators(register):
     """Probability calibrators, fitted on held-out validation logits.
-    Target: ``f(**params) -> Calibrator``, a ``cxrlt.calibration.Calibrator``: implement
+    Target: ``f(**params) -> Calibrator``, a ``cxrlt.Calibrator``: implement
     ``_fit(logits, targets) -> dict`` (JSON-ready values named in ``state_keys``) and
     ``_transform(logits)``, strictly increasing per class; its state is saved as JSON."""
 
@@ -90,7 +90,7 @@ def register_calibrators(register):
 @hookspec
 def register_thresholds(register):
     """Threshold policies that turn probabilities into binary predictions.
-    Target: ``f(**params) -> ThresholdPolicy``, a ``cxrlt.calibration.ThresholdPolicy``:
+    Target: ``f(**params) -> ThresholdPolicy``, a ``cxrlt.ThresholdPolicy``:
     implement ``_fit(probs, targets, train_prevalence)``, one threshold per class in [0, 1];
     an image is positive for a class where its probability reaches the class's threshold."""
 
@@ -98,7 +98,7 @@ def register_thresholds(register):
 @hookspec
 def register_datasets(register):
     """Labelled image sets. Target: ``f(*, path, **params) -> LabelledImages``, a
-    ``cxrlt.data.table.LabelledImages``; ``path`` is ``--data`` (None when not given)."""
+    ``cxrlt.LabelledImages``; ``path`` is ``--data`` (None when not given)."""
 
 
 @hookspec

@@ -108,9 +108,7 @@ class RunOptions:
         per_run=True,
     )
     device: str = _option("auto", "auto, cpu, cuda or cuda:N.", RUN)
-    out: Path | None = _option(
-        None, "Run directory (default: runs/<date-time>).", RUN, per_run=True
-    )
+    out: Path | None = _option(None, "Run directory (default: runs/DATE-TIME).", RUN, per_run=True)
     overwrite: bool = _option(False, "Replace a run already in --out.", RUN, per_run=True)
 
 
@@ -172,50 +170,63 @@ def _typed(name: str, value: Any, source: str) -> Any:
     )
 
 
+CONFIG_SUFFIXES = {".toml": "TOML", ".json": "JSON"}
+# The options a run's config.json replays as the specs they resolved to (every parameter).
+_RESOLVED_PARTS = ("dataset", "sampler", "arch", "head", "loss")
+
+
 def read_config_file(path: Path | str) -> dict[str, Any]:
-    """The run options a TOML or JSON file gives, checked; a run's own ``config.json`` gives
-    the options it ran with (its ``options`` object), so the file replays that run."""
+    """The run options a TOML or JSON file gives, checked. A run's own ``config.json`` gives
+    the options it ran with, each part as the full spec it resolved to, so the file replays
+    that run even after a default has changed."""
     path = Path(path)
+    kind = CONFIG_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise CxrltError(
+            f"--config {path}: give a TOML (.toml) or JSON (.json) file of run options; "
+            f"{path.suffix or 'a name without a suffix'} is neither."
+        )
+    if path.is_dir():
+        raise CxrltError(f"--config {path} is a folder: give a TOML or JSON file in it.")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CxrltError(f"--config {path}: no such file; give a TOML or JSON file.") from None
     try:
-        values = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        values = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as error:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise CxrltError(f"--config {path} is not valid {kind}: {error}") from None
     if isinstance(values, dict) and isinstance(values.get("options"), dict):
-        values = values["options"]  # the config.json of a run
+        values = _replayed(values, path)
     if not isinstance(values, dict):
         raise CxrltError(f"--config {path} must hold a table of option names and values.")
+    if not values:
+        raise CxrltError(
+            f"--config {path} holds no options: name at least one (e.g. epochs = 8), or leave "
+            "out --config to run with the defaults."
+        )
     return checked_options(values, str(path))
 
 
-def saved_options(run_path: Path | str) -> RunOptions:
-    """The options a run was started with, read from its config."""
-    from cxrlt.outputs.run_dir import RunDir
-
-    saved = RunDir(run_path, check=False).read_config().options
-    config = Path(run_path) / "config.json"
-    if not isinstance(saved, dict):
-        raise CxrltError(
-            f"{config} was not written by `cxrlt run` (its 'options' are missing): give the "
-            "folder of a cxrlt run."
-        )
-    return RunOptions(**checked_options(saved, str(config)))
-
-
-def resume_options(run_path: Path | str, **changes: Any) -> RunOptions:
-    """The options an interrupted run was started with, to continue it in its own folder;
-    ``changes`` (a corrected ``post``) apply to what comes after training."""
-    return dataclasses.replace(
-        saved_options(run_path), out=Path(run_path), overwrite=False, **changes
-    )
-
-
-def from_run_options(run_path: Path | str, **changes: Any) -> RunOptions:
-    """Options that post-train a finished run's model again: its data, split and training
-    settings, with ``changes`` (``post``, ``out``, ``overwrite``, ``device``) applied."""
-    reset = {"out": None, "overwrite": False, "from_run": str(run_path)}
-    return dataclasses.replace(saved_options(run_path), **{**reset, **changes})
+def _replayed(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The options of the training run whose ``config.json`` this is, its parts (and
+    post-training steps) as the specs they resolved to."""
+    if "cells" in config or "grid" in config:
+        raise CxrltError(f"--config {path} is a sweep's manifest: run it with `cxrlt sweep`.")
+    for section, command in (("ensemble", "ensemble"), ("evaluation", "evaluate")):
+        if section in config:
+            raise CxrltError(
+                f"--config {path} was written by `cxrlt {command}`, not by a training run: "
+                "give the config.json of a run it read."
+            )
+    options = dict(config["options"])
+    specs = config.get("specs")
+    if not isinstance(specs, dict):
+        return options
+    for part in _RESOLVED_PARTS:
+        if isinstance(specs.get(part), dict) and "spec" in specs[part]:
+            options[part] = specs[part]["spec"]
+    post = [*config.get("post", ()), specs.get("calibrator"), specs.get("thresholds")]
+    if all(isinstance(step, dict) and "spec" in step for step in post if step is not None):
+        options["post"] = ",".join(step["spec"] for step in post if step is not None)
+    return options

@@ -33,8 +33,8 @@ from cxrlt.outputs.run_schema import (
     RunConfig,
     class_columns,
 )
-from cxrlt.registry import resolve
-from cxrlt.spec import Spec, parse_spec
+from cxrlt.registry import Resolved, resolve
+from cxrlt.spec import Spec
 
 # Files a folder is searched for (any letter case); a file without a suffix counts when it
 # has the DICOM header, as DICOM exports often have none.
@@ -195,11 +195,11 @@ class TrainedRun(Predictor):
 
     @property
     def size(self) -> int:
-        return int(self.config.options["size"])
+        return self.config.options.size
 
     @property
     def letterbox(self) -> bool:
-        return bool(self.config.options["letterbox"])
+        return self.config.options.letterbox
 
     def logits(self, images: np.ndarray, bs: int = 64) -> np.ndarray:
         """Logits for uint8 images of shape (N, H, W), in batches."""
@@ -328,13 +328,13 @@ def predict_logits(
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def backbone_without_weights(spec: str) -> Any:
+def backbone_without_weights(spec: Resolved | Spec | str) -> Resolved:
     """The run's backbone spec, minus pretrained or file weights: the run's own are loaded."""
-    arch = parse_spec(spec)
+    arch = resolve("backbones", spec)
     params = {key: value for key, value in arch.params.items() if key != "weights"}
-    if "pretrained" in resolve("backbones", arch).entry.params():
+    if "pretrained" in arch.entry.params():
         params["pretrained"] = False
-    return resolve("backbones", Spec(arch.name, params))
+    return resolve("backbones", Spec(arch.entry.name, params))
 
 
 def complete_run(path: Path | str, *, trained: bool = False) -> tuple[RunDir, RunConfig]:
@@ -422,8 +422,8 @@ def predict_submission(
     run_dir = RunDir(run, check=False)
     config = run_dir.read_config()
     options = config.required("options", run_dir.file(CONFIG))
-    dataset = dataset or options["dataset"]
-    data = data if data is not None else options.get("data")
+    dataset = dataset or options.dataset
+    data = data if data is not None else options.data
     resolved = resolve("datasets", dataset)
     images_set = resolved.build(path=data)
     if images_set.test is None:
@@ -434,7 +434,7 @@ def predict_submission(
     probs, _ = predict_table(run, images_set.test, bs=bs, device=device)
     ids = images_set.test["ImageID"]
     classes = config.required("data", run_dir.file(CONFIG)).classes
-    return write_dataset_submission(out, resolved.entry.name, ids, probs, list(classes))[0]
+    return write_dataset_submission(out, resolved.entry, ids, probs, list(classes))[0]
 
 
 def predict_table(

@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import os
 import typing
 from collections import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -64,7 +65,11 @@ def kind_named(word: str) -> Kind:
     """The kind for ``loss``, ``losses``, ``post``, ... (singular or plural)."""
     kind = _KIND_WORDS.get(word.lower().strip())
     if kind is None:
-        raise CxrltError(f"Unknown kind {word!r}. Kinds: {', '.join(KINDS)}.")
+        typed = word.lower().strip()
+        close = difflib.get_close_matches(typed, _KIND_WORDS, n=3)  # ties: the longest prefix
+        close.sort(key=lambda known: -len(os.path.commonprefix([typed, known])))
+        hint = f"Did you mean {_KIND_WORDS[close[0]].name!r}? " if close else ""
+        raise CxrltError(f"Unknown kind {word!r}. {hint}Kinds: {', '.join(KINDS)}.")
     return kind
 
 

@@ -18,14 +18,25 @@ BUILTIN_PREFIX = "cxrlt."
 
 
 def _markdown(text: str) -> str:
-    """reStructuredText's inline literals and roles, as markdown code."""
+    """reStructuredText's inline literals and roles, as markdown code; ``<`` and ``>`` outside
+    code escaped, so help such as ``runs/<date-time>`` is not taken for an HTML tag."""
     text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
-    return text.replace("``", "`")
+    parts = re.split(r"(`+[^`]*`+)", text.replace("``", "`"))
+    return "".join(part if part.startswith("`") else _escape_html(part) for part in parts)
+
+
+def _escape_html(text: str) -> str:
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cell(text: str) -> str:
     """Text that fits in one cell of a markdown table."""
     return " ".join(_markdown(text).split()).replace("|", "\\|")
+
+
+def _code_cell(text: str) -> str:
+    """Text shown as code in one cell of a markdown table."""
+    return _cell(f"`{text}`")
 
 
 def registry_page(kind_name: str) -> str:
@@ -126,7 +137,7 @@ def _click_command(command: Any, path: str, level: int) -> list[str]:
         records.append(record)
     if records:
         lines += ["| option | help |", "|---|---|"]
-        lines += [f"| `{_cell(names)}` | {_cell(help_)} |" for names, help_ in records]
+        lines += [f"| {_code_cell(names)} | {_cell(help_)} |" for names, help_ in records]
         lines.append("")
     return lines
 
@@ -222,8 +233,20 @@ def api_page() -> str:
         "",
     ]
     for name in cxrlt.__all__:  # the public path; mkdocstrings follows it to the definition
-        lines += [f"::: cxrlt.{name}", "    options:", "      heading_level: 2", ""]
+        lines += [f"::: cxrlt.{name}", "    options:", *_API_OPTIONS, ""]
     return "\n".join(lines)
+
+
+# How mkdocstrings renders each public name: a class with its constructor's signature (a
+# dataclass's fields included) and its public members, documented or not, in source order.
+_API_OPTIONS = [
+    "      heading_level: 2",
+    "      show_signature: true",
+    "      merge_init_into_class: true",
+    "      show_if_no_docstring: true",
+    "      members_order: source",
+    "      filters: ['!^_']",
+]
 
 
 def synonyms_page() -> str:

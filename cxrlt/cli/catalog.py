@@ -115,7 +115,8 @@ def show(
 
 
 def _print_paper(entry: Entry) -> None:
-    """The paper, each default that differs from it and why, and a loss's declared head."""
+    """The paper, each default that differs from it and why, a loss's declared head, and a
+    data set's starting weights and submission formats."""
     if entry.paper:
         differ = "; defaults that differ from it:" if entry.deviations else "; defaults follow it."
         console.print(f"paper: {entry.paper}{differ}", markup=False)
@@ -125,6 +126,14 @@ def _print_paper(entry: Entry) -> None:
         console.print(
             f"head: {entry.head} (the run's head with this loss unless --head says otherwise)",
             markup=False,
+        )
+    if entry.kind == "datasets":
+        start = "from scratch" if entry.trains_from_scratch else "from pretrained weights"
+        console.print(f"backbones start {start} unless --pretrained says otherwise", markup=False)
+    for fmt in entry.submissions:
+        notes = f": {fmt.notes}" if fmt.notes else ""
+        console.print(
+            f"submission format {fmt.name} (id column {fmt.id_column}){notes}", markup=False
         )
 
 

@@ -9,7 +9,7 @@ import typer
 
 from cxrlt.cli import options
 from cxrlt.cli.app import app, console, friendly_errors
-from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
+from cxrlt.cli.output import Json, Quiet, command_console, command_stdout, print_json
 
 
 def _print_synonyms(value: bool) -> None:
@@ -41,7 +41,7 @@ def evaluate(
     data: options.DataFolder = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder of the results (default: RUN-on-<data set> beside RUN)."),
+        typer.Option(help="Folder of the results (default: RUN-on-DATASET beside RUN)."),
     ] = None,
     skip_bad: Annotated[
         bool, typer.Option(help="Leave out bad rows (listed in skipped.csv) instead of stopping.")
@@ -70,7 +70,7 @@ def evaluate(
 
     if out is None:
         out = run.parent / f"{run.name}-on-{resolve('datasets', dataset).entry.name}"
-    with stdout_kept_for_json(json):
+    with command_stdout(json=json, quiet=quiet):
         evaluated = evaluate_on(
             run,
             dataset,

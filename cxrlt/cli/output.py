@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -33,13 +34,16 @@ def command_console(*, json: bool = False, quiet: bool = False) -> Console:
 
 
 @contextlib.contextmanager
-def stdout_kept_for_json(json: bool) -> Iterator[None]:
-    """With ``json``, what the command's code prints on stdout (training progress) goes to
-    stderr, so stdout holds only the JSON printed after this block."""
-    if not json:
-        yield
-        return
-    with contextlib.redirect_stdout(sys.stderr):
+def command_stdout(*, json: bool = False, quiet: bool = False) -> Iterator[None]:
+    """What the command's code prints on stdout (training progress): on stderr with ``json``,
+    so stdout holds only the JSON printed after this block; nowhere with ``quiet``."""
+    if quiet:
+        with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+            yield
+    elif json:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    else:
         yield
 
 

@@ -19,7 +19,6 @@ from cxrlt.errors import CxrltError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cxrlt.evaluation.metrics import Report
 
 Groups = Annotated[
     str,
@@ -63,21 +62,22 @@ def report(
     from cxrlt.outputs import plots
     from cxrlt.outputs.report import print_report, read_run
     from cxrlt.outputs.run_dir import check_output_file
+    from cxrlt.outputs.run_schema import PROB
 
     results = read_run(run)
     folder = out or run / "plots"
     check_output_file(folder / "ap_by_train_count.png")  # before the resampling, not after
     grouping = {"groups": groups, "bounds": parse_bounds(bounds)}
-    main = results.evaluate("prob", **grouping)
-    calibrated = (
-        results.evaluate("calibrated", intervals=False, **grouping)
-        if "calibrated" in results.probs
-        else None
+    main = results.evaluate(results.final, **grouping)  # the run's own figures
+    uncalibrated = (
+        results.evaluate(PROB, intervals=False, **grouping) if results.final != PROB else None
     )
     evaluation = results.config.evaluation
     scored_on = f"{evaluation.dataset} (every labelled image)" if evaluation else "validation"
     console = command_console(json=json, quiet=quiet)
-    print_report(console, main, results.train_counts, calibrated=calibrated, scored_on=scored_on)
+    print_report(
+        console, main, results.train_counts, uncalibrated=uncalibrated, scored_on=scored_on
+    )
     if results.patient_note:
         console.print(f"[yellow]Note:[/yellow] {results.patient_note}.")
     chosen = [c.strip() for c in classes.split(",")] if classes else None
@@ -98,32 +98,19 @@ def report(
     ]
     console.print(f"Plots written to {folder}: {', '.join(p.name for p in written)}")
     if json:
-        per_class = main.per_class
-        if main.intervals is not None:
-            per_class = per_class.join(main.intervals.per_class)
+        from cxrlt.outputs.run_schema import metrics_summary, per_class_table
+
         print_json(
             {
                 "run": str(run),
                 "scored_on": scored_on,
-                "metrics": _metrics(main),
-                "calibrated": None if calibrated is None else _metrics(calibrated),
-                "per_class": _records(per_class.reset_index()),
+                "metrics": metrics_summary(main),
+                "uncalibrated": None if uncalibrated is None else metrics_summary(uncalibrated),
+                "per_class": _records(per_class_table(main).reset_index()),
                 "plots": [str(path) for path in written],
                 "notes": [results.patient_note] if results.patient_note else [],
             }
         )
-
-
-def _metrics(report: Report) -> dict[str, Any]:
-    """The overall means as metrics.json holds them: ``<name>_ci`` beside each mean that has
-    an interval, and how the intervals were made."""
-    metrics: dict[str, Any] = {**report.overall, "excluded": report.excluded}
-    if report.intervals is not None:
-        metrics |= {f"{key}_ci": list(ci) for key, ci in report.intervals.overall.items()}
-        metrics["intervals"] = report.intervals.record()
-    if report.groups is not None:
-        metrics["groups"] = report.groups.description
-    return metrics
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -159,6 +146,6 @@ def compare(
     print_comparison(console, frame, notes)
     csv = write_with(out.with_name(out.name + ".csv"), lambda f: frame.to_csv(f, index=False))
     md = write_text(out.with_name(out.name + ".md"), comparison_markdown(frame, notes))
-    console.print(f"Written {csv} and {md}")
+    console.print(f"Written {csv.resolve()} and {md.resolve()} (--out sets where)")
     if json:
         print_json({"runs": _records(frame), "notes": notes, "written": [csv, md]})

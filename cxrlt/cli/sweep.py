@@ -9,7 +9,7 @@ import typer
 
 from cxrlt.cli.app import app, friendly_errors
 from cxrlt.cli.options import with_run_options
-from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
+from cxrlt.cli.output import Json, Quiet, command_console, command_stdout, print_json
 from cxrlt.errors import CxrltError
 from cxrlt.options import PER_RUN_OPTIONS, RUN_OPTIONS, RunOptions, flag, read_config_file
 
@@ -78,7 +78,7 @@ def sweep(
         _print_commands(grid)
         return
     console = command_console(json=json, quiet=quiet)
-    with stdout_kept_for_json(json):
+    with command_stdout(json=json, quiet=quiet):
         failed = [] if collect else run_sweep(grid, console)
         rows = _write_and_show(grid.folder, console)
     if json:

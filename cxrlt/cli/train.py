@@ -9,17 +9,10 @@ import typer
 
 from cxrlt.cli.app import app, friendly_errors
 from cxrlt.cli.options import with_run_options
-from cxrlt.cli.output import Json, Quiet, command_console, print_json, stdout_kept_for_json
+from cxrlt.cli.output import Json, Quiet, command_console, command_stdout, print_json
 from cxrlt.errors import CxrltError
-from cxrlt.options import (
-    RUN,
-    RUN_OPTIONS,
-    RunOptions,
-    flag,
-    from_run_options,
-    read_config_file,
-    resume_options,
-)
+from cxrlt.options import RUN, RUN_OPTIONS, RunOptions, flag, read_config_file
+from cxrlt.workflows.saved import from_run_options, resume_options
 
 Config = Annotated[
     Path | None,
@@ -51,17 +44,15 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
-    from cxrlt.io import read_json
-    from cxrlt.outputs.run_dir import METRICS
     from cxrlt.workflows.run import run as run_pipeline
 
     options = run_options(given, config, resume)
-    with stdout_kept_for_json(json):
+    with command_stdout(json=json, quiet=quiet):
         run_dir, report = run_pipeline(
             options, command_console(json=json, quiet=quiet), resume=resume is not None
         )
     if json and report is not None:  # None: a process other than the first under torchrun
-        print_json({"run": str(run_dir.path), "metrics": read_json(run_dir.path / METRICS)})
+        print_json({"run": str(run_dir.path), "metrics": run_dir.read_metrics()})
 
 
 def run_options(given: dict[str, Any], config: Path | None, resume: Path | None) -> RunOptions:

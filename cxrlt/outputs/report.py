@@ -101,13 +101,14 @@ def print_report(
     report: Report,
     train_counts: Sequence[int],
     *,
-    calibrated: Report | None = None,
+    uncalibrated: Report | None = None,
     scored_on: str = "validation",
 ) -> None:
     """The per-class table, the overall means and, when grouped, the head / medium / tail means,
     each with its 95% interval when the report has them.
 
-    ``calibrated`` (the same predictions after calibration) adds its F1 and ECE beside them.
+    ``uncalibrated`` (the same predictions before calibration) adds its F1 and ECE beside
+    them.
     ``scored_on`` names the images (``cxrlt evaluate`` scores another data set's).
     """
     at = _threshold_label(report)
@@ -115,8 +116,8 @@ def print_report(
     columns = ["class", "train n", f"{short} n", "AP", "AUC", f"F1{at}", "ECE"]
     if report.groups:
         columns.insert(1, "group")
-    if calibrated:
-        columns += ["F1 calibrated", "ECE calibrated"]
+    if uncalibrated:
+        columns += ["F1 before calibration", "ECE before calibration"]
     table = Table(title=f"Metrics per class on {scored_on}")
     for column in columns:
         table.add_column(column, justify="left" if column in ("class", "group") else "right")
@@ -128,8 +129,8 @@ def print_report(
         ]
         if report.groups:
             cells.insert(1, report.groups.group[name])
-        if calibrated:
-            cells += [_fmt(calibrated.per_class.loc[name, c]) for c in ("F1", "ECE")]
+        if uncalibrated:
+            cells += [_fmt(uncalibrated.per_class.loc[name, c]) for c in ("F1", "ECE")]
         table.add_row(*cells)
     print_table(console, table)
     o = report.overall
@@ -146,10 +147,10 @@ def print_report(
     )
     if report.intervals:
         console.print(f"{report.intervals.describe()}.", highlight=False)
-    if calibrated:
-        c = calibrated.overall
+    if uncalibrated:
+        c = uncalibrated.overall
         console.print(
-            f"Calibrated probabilities: mF1{_threshold_label(calibrated)} {c['mF1']:.3f}, "
+            f"Before calibration: mF1{_threshold_label(uncalibrated)} {c['mF1']:.3f}, "
             f"ECE {c['ECE']:.3f} (AP and AUC rank the logits: unchanged)."
         )
     if report.excluded:
@@ -292,15 +293,17 @@ def _run_row(path: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     _require_files(path, (CONFIG, METRICS))
     run_dir = RunDir(path, check=False)
     config, metrics = run_dir.read_config(), run_dir.read_metrics()
-    options, specs = config.options or {}, config.specs or {}
+    options, specs = config.options, config.specs or {}
     trained = config.training.epochs_done if config.training else None
     row = {
         "run": name,
-        "loss": options.get("loss", "?"),
-        "arch": specs["arch"].name if "arch" in specs else options.get("arch", "?"),
-        "epochs": trained if trained is not None else options.get("epochs"),
+        "loss": options.loss if options else "?",
+        "arch": specs["arch"].name if "arch" in specs else options.arch if options else "?",
+        "epochs": trained if trained is not None else options.epochs if options else None,
         # how the reported model was chosen; runs before cross-fitting chose on all images
-        "select": metrics.get("selection", {}).get("protocol", options.get("select", "best")),
+        "select": metrics.get("selection", {}).get(
+            "protocol", options.select if options else "best"
+        ),
         **{key: metrics.get(key, np.nan) for key in COMPARED},
         "groups": metrics.get("groups", ""),
     }

@@ -22,11 +22,23 @@ from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import Report
 from cxrlt.io import atomic_path, read_json, write_json, write_with
 from cxrlt.outputs.run_schema import (
+    CLASSES_COLUMNS,
+    SKIPPED_COLUMNS,
     Predictions,
     RunConfig,
+    checked_calibration,
+    checked_columns,
+    checked_metrics,
     config_from,
+    metrics_summary,
+    per_class_table,
+    read_classes,
+    read_log,
+    read_per_class,
     read_predictions,
+    read_skipped,
     read_split,
+    read_submission,
 )
 
 CONFIG = "config.json"
@@ -40,6 +52,8 @@ METRICS = "metrics.json"
 PER_CLASS = "metrics_per_class.csv"
 SPLIT = "split.csv"  # ImageID, PatientID, side and validation half of every image
 CHECKPOINT = "checkpoint.pt"  # the last epoch's full training state, while a run trains
+SKIPPED = "skipped.csv"  # the rows --skip-bad left out, with why
+CLASSES = "classes.csv"  # an evaluation's matching of the run's classes to the data set's
 
 
 class RunDir:
@@ -121,16 +135,68 @@ class RunDir:
         return self.write_table(SPLIT, split)
 
     def read_metrics(self) -> dict[str, Any]:
-        return read_json(self.file(METRICS))
+        """metrics.json: the overall means, their intervals and how the model was chosen."""
+        return checked_metrics(read_json(self.file(METRICS)), self.file(METRICS))
+
+    def read_per_class(self) -> pd.DataFrame:
+        """metrics_per_class.csv, indexed by class."""
+        return read_per_class(self.file(PER_CLASS))
 
     def read_calibration(self) -> dict[str, Any]:
         """The fitted calibrator and threshold policy, or {} for a run without them."""
         file = self.file(CALIBRATION)
-        return read_json(file) if file.is_file() else {}
+        return checked_calibration(read_json(file), file) if file.is_file() else {}
 
     def write_calibration(self, fitted: dict[str, Any]) -> Path:
         """The fitted calibrator and threshold policy: specs and states, no pickles."""
-        return write_json(self.file(CALIBRATION), fitted)
+        file = self.file(CALIBRATION)
+        return write_json(file, checked_calibration(fitted, file))
+
+    def read_submission(self) -> pd.DataFrame | None:
+        """submission.csv (ids as text), or None when the run wrote none."""
+        file = self.file(SUBMISSION)
+        return read_submission(file) if file.is_file() else None
+
+    def write_submission(
+        self, dataset: Any, image_ids: Sequence[str], probs: np.ndarray, classes: Sequence[str]
+    ) -> tuple[Path, Any]:
+        """The challenge file of ``dataset``'s test task (its entry or name), validated; the
+        path and the format (:func:`~cxrlt.outputs.submission.write_dataset_submission`)."""
+        from cxrlt.outputs.submission import write_dataset_submission
+
+        return write_dataset_submission(self.file(SUBMISSION), dataset, image_ids, probs, classes)
+
+    def read_skipped(self) -> pd.DataFrame | None:
+        """The rows --skip-bad left out (skipped.csv), or None when none were."""
+        file = self.file(SKIPPED)
+        return read_skipped(file) if file.is_file() else None
+
+    def write_skipped(self, skipped: pd.DataFrame) -> Path:
+        return self.write_table(
+            SKIPPED, checked_columns(skipped, SKIPPED_COLUMNS, self.file(SKIPPED))
+        )
+
+    def read_classes(self) -> pd.DataFrame:
+        """An evaluation's matching of the run's classes to the data set's (classes.csv)."""
+        return read_classes(self.file(CLASSES))
+
+    def write_classes(self, table: pd.DataFrame) -> Path:
+        return self.write_table(
+            CLASSES, checked_columns(table, CLASSES_COLUMNS, self.file(CLASSES))
+        )
+
+    def read_log(self) -> pd.DataFrame:
+        """log.csv: one row per epoch trained (:class:`~cxrlt.training.run_log.RunLog` writes
+        it, under the name :data:`LOG`)."""
+        return read_log(self.file(LOG))
+
+    def logged_epochs(self) -> int:
+        """How many epochs log.csv holds (0 without one); counted by line, so a log cut short
+        still counts."""
+        file = self.file(LOG)
+        if not file.is_file():
+            return 0
+        return max(0, len(file.read_text(encoding="utf-8").splitlines()) - 1)
 
     def write_predictions(
         self,
@@ -155,17 +221,10 @@ class RunDir:
         """The overall means (with ``<name>_ci``: [low, high] when the report has intervals,
         and how they were made) and the per-class table (with ``<metric>_low``, ``_high``);
         ``selection`` says how the reported model was chosen."""
-        per_class = report.per_class
-        summary = {**report.overall, "excluded": report.excluded}
+        summary = metrics_summary(report)
         if selection is not None:
             summary["selection"] = selection
-        if report.intervals is not None:
-            per_class = per_class.join(report.intervals.per_class)
-            summary |= {f"{key}_ci": list(ci) for key, ci in report.intervals.overall.items()}
-            summary["intervals"] = report.intervals.record()
-        if report.groups is not None:
-            summary["groups"] = report.groups.description
-        write_with(self.file(PER_CLASS), lambda f: per_class.to_csv(f))
+        write_with(self.file(PER_CLASS), lambda f: per_class_table(report).to_csv(f))
         return write_json(self.file(METRICS), summary)
 
 

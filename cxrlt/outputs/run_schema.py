@@ -26,6 +26,8 @@ import pandas as pd
 from cxrlt.data.problems import SHOWN
 from cxrlt.data.table import read_csv
 from cxrlt.errors import CxrltError
+from cxrlt.evaluation.metrics import Report
+from cxrlt.options import RunOptions, checked_options
 
 SCHEMA_VERSION = 1  # the layout this cxrlt writes and reads
 TRAINING, TRAINED, COMPLETE = "training", "trained", "complete"  # a run's status, in order
@@ -126,14 +128,16 @@ class EvaluationRecord:
 class RunConfig:
     """What ``config.json`` holds: how a run (ensemble, evaluation) was made and how far it got.
 
-    ``options`` are the run's options by name (their schema is the run command's).
+    ``options`` are the run's options, checked against :class:`~cxrlt.options.RunOptions` when
+    read (an option the run lacks, from an older cxrlt, takes its default; one this cxrlt does
+    not know is refused).
     """
 
     schema_version: int = SCHEMA_VERSION
     cxrlt_version: str | None = None
     created: str | None = None
     status: str | None = None
-    options: dict[str, Any] | None = None
+    options: RunOptions | None = None
     specs: dict[str, SpecRecord] | None = None
     post: tuple[SpecRecord, ...] = ()
     data: DataRecord | None = None
@@ -153,10 +157,11 @@ class RunConfig:
         try:
             return _record(cls, raw, "config")
         except _Invalid as invalid:
+            why = str(invalid).rstrip(".")
             raise CxrltError(
                 f"{file} was not written by `cxrlt run`, `ensemble` or `evaluate` of this "
-                f"version: {invalid}. Restore the run's own config.json, or give the folder of "
-                "a cxrlt run."
+                f"version (run directory schema version {SCHEMA_VERSION}): {why}. Restore the "
+                "run's own config.json, or give the folder of a cxrlt run."
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,6 +239,8 @@ def _value(hint: Any, raw: Any, where: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return raw
+    if hint is RunOptions:
+        return _options(raw, where)
     if origin in (typing.Union, types.UnionType):
         if raw is None:
             return None
@@ -263,8 +270,36 @@ def _fields_of(record: Any) -> dict[str, Any]:
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
+# What runs made before an option existed did, where that is not the option's default now.
+_BEFORE_THE_OPTION = {"select": "best"}  # the epoch best on every validation image
+
+
+def _options(raw: Any, where: str) -> RunOptions:
+    """The run's options, each checked by name and type as a ``--config`` file's are; one an
+    older run lacks is what that run did (its default then)."""
+    if isinstance(raw, RunOptions):
+        raw = options_dict(raw)
+    if not isinstance(raw, Mapping):
+        raise _Invalid(f"{where} is not an object")
+    try:
+        return RunOptions(**checked_options({**_BEFORE_THE_OPTION, **raw}, where))
+    except CxrltError as error:
+        raise _Invalid(str(error).rstrip(".")) from None
+
+
+def options_dict(options: RunOptions) -> dict[str, Any]:
+    """The options as JSON values, every one kept (paths as text), so the file replays the run."""
+    return {
+        f.name: str(value) if isinstance(value := getattr(options, f.name), Path) else value
+        for f in dataclasses.fields(options)
+    }
+
+
 def _plain(value: Any) -> Any:
-    """A record as JSON values: objects for records and dicts, lists for tuples, None left out."""
+    """A record as JSON values: objects for records and dicts, lists for tuples, None left out
+    (but in the options, which keep every value)."""
+    if isinstance(value, RunOptions):
+        return options_dict(value)
     if dataclasses.is_dataclass(value):
         fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
         return {name: _plain(item) for name, item in fields if item is not None}
@@ -400,3 +435,131 @@ def read_split(file: Path, fix: str) -> pd.DataFrame | None:
     if not set(SPLIT_KEYS) <= set(split.columns):
         raise CxrltError(f"{file} lacks the columns {' and '.join(SPLIT_KEYS)}: {fix}.")
     return split
+
+
+# ---- the other tables and records ------------------------------------------------------------
+
+# metrics_per_class.csv: one row per class (the index, ``class``), these columns, and with
+# intervals ``<metric>_low`` and ``<metric>_high``.
+PER_CLASS_INDEX = "class"
+PER_CLASS_COLUMNS = ("n_pos", "prevalence", "threshold", "AP", "AUC", "F1", "ECE")
+# skipped.csv: one line per row --skip-bad left out and problem it has.
+SKIPPED_COLUMNS = ("ImageID", "line", "problem")
+# classes.csv (an evaluation's): how each class of either side was matched.
+CLASSES_COLUMNS = ("run_class", "dataset_class", "match", "note")
+# log.csv: fastai's recorder names, ``epoch`` first, one line per epoch trained.
+LOG_COLUMNS = ("epoch",)
+# calibration.json: what prediction reloads; ``calibrator`` and ``thresholds`` are each null
+# or a registered ``spec`` with its fitted ``state``.
+CALIBRATION_KEYS = ("fitted_on", "calibrator", "thresholds")
+FITTED_KEYS = ("spec", "state")
+# metrics.json: the overall means (the keys of :attr:`Report.overall`), ``excluded``, and
+# when present ``<name>_ci``, ``intervals``, ``groups`` and ``selection``.
+SELECTION_KEY = "selection"
+
+
+def metrics_summary(report: Report) -> dict[str, Any]:
+    """The overall means as metrics.json holds them: ``<name>_ci`` beside each mean that has
+    an interval, how the intervals were made, the classes left out and the groups' rule."""
+    summary: dict[str, Any] = {**report.overall, "excluded": report.excluded}
+    if report.intervals is not None:
+        summary |= {f"{key}_ci": list(ci) for key, ci in report.intervals.overall.items()}
+        summary["intervals"] = report.intervals.record()
+    if report.groups is not None:
+        summary["groups"] = report.groups.description
+    return summary
+
+
+def per_class_table(report: Report) -> pd.DataFrame:
+    """The per-class table as metrics_per_class.csv holds it (with ``<metric>_low``,
+    ``_high`` when the report has intervals)."""
+    if report.intervals is None:
+        return report.per_class
+    return report.per_class.join(report.intervals.per_class)
+
+
+_NOT_AS_WRITTEN = (
+    "it is not as cxrlt wrote it. Restore the file, or run again the command that wrote it"
+)
+
+
+def checked_columns(frame: pd.DataFrame, columns: Sequence[str], file: Path) -> pd.DataFrame:
+    """``frame`` (the table of ``file``) if it has the declared ``columns``; else a CxrltError
+    naming the file and the columns it lacks."""
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise CxrltError(
+            f"{file} lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}: "
+            f"{_NOT_AS_WRITTEN}."
+        )
+    return frame
+
+
+def read_table(file: Path, columns: Sequence[str], **read: Any) -> pd.DataFrame:
+    """A table of a run directory with its declared ``columns`` (``read``: pandas' options)."""
+    try:
+        frame = pd.read_csv(file, **read)
+    except FileNotFoundError:
+        raise CxrltError(f"{file} is missing: the run folder is incomplete.") from None
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' parser and empty-data errors
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CxrltError(
+            f"{file} cannot be read as CSV ({first[:200]}): {_NOT_AS_WRITTEN}."
+        ) from None
+    return checked_columns(frame, columns, file)
+
+
+def read_per_class(file: Path) -> pd.DataFrame:
+    """metrics_per_class.csv, indexed by class."""
+    frame = read_table(file, (PER_CLASS_INDEX, *PER_CLASS_COLUMNS), dtype={PER_CLASS_INDEX: str})
+    return frame.set_index(PER_CLASS_INDEX)
+
+
+def read_skipped(file: Path) -> pd.DataFrame:
+    return read_table(file, SKIPPED_COLUMNS, dtype={"ImageID": str, "problem": str})
+
+
+def read_classes(file: Path) -> pd.DataFrame:
+    return read_table(file, CLASSES_COLUMNS, dtype=str, keep_default_na=False)
+
+
+def read_log(file: Path) -> pd.DataFrame:
+    return read_table(file, LOG_COLUMNS)
+
+
+def read_submission(file: Path) -> pd.DataFrame:
+    """A submission.csv: an id column (text), then one column of probabilities per class in
+    the order of the data set's format (:class:`~cxrlt.registry.SubmissionFormat`)."""
+    frame = read_table(file, (), dtype={0: str})
+    values = frame.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    if frame.shape[1] < 2 or not np.isfinite(values).all():
+        raise CxrltError(
+            f"{file} is not an id column followed by probabilities: {_NOT_AS_WRITTEN}."
+        )
+    return frame
+
+
+def checked_metrics(raw: Any, file: Path) -> dict[str, Any]:
+    """metrics.json's contents: a JSON object, its ``selection`` (when present) one too."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get(SELECTION_KEY, {}), Mapping):
+        raise CxrltError(f"{file} does not hold the metrics of a run: {_NOT_AS_WRITTEN}.")
+    return dict(raw)
+
+
+def checked_calibration(raw: Any, file: Path) -> dict[str, Any]:
+    """calibration.json's contents: only the declared keys, each fitted part null or a spec
+    with its state."""
+    fitted = [raw.get(key) for key in CALIBRATION_KEYS[1:]] if isinstance(raw, Mapping) else []
+    if (
+        not isinstance(raw, Mapping)
+        or any(key not in CALIBRATION_KEYS for key in raw)
+        or any(
+            part is not None and not (isinstance(part, Mapping) and set(FITTED_KEYS) <= set(part))
+            for part in fitted
+        )
+    ):
+        raise CxrltError(
+            f"{file} does not hold a run's calibrator and thresholds ({', '.join(CALIBRATION_KEYS)}"
+            f"; each null or its {' and '.join(FITTED_KEYS)}): {_NOT_AS_WRITTEN}."
+        )
+    return dict(raw)

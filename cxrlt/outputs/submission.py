@@ -15,7 +15,7 @@ import pandas as pd
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import write_with
-from cxrlt.registry import SubmissionFormat, registry
+from cxrlt.registry import Entry, SubmissionFormat, registry
 
 # Eight significant digits keep near-saturated probabilities (0.99999991 vs 0.99999994) apart,
 # so the ranking that mAP and AUROC score survives the text file.
@@ -23,11 +23,11 @@ FLOAT_FORMAT = "%.8g"
 _EXAMPLES = 3
 
 
-def submission_for_dataset(dataset: str, classes: Sequence[str]) -> SubmissionFormat:
+def submission_for_dataset(dataset: Entry | str, classes: Sequence[str]) -> SubmissionFormat:
     """The format, among those the data set's entry declares, whose classes the model predicts
     (the 2024 data set trains 40 classes or the 26 of the gold task, and each has its own
-    file). ``dataset`` is a registered data-set name or alias."""
-    entry = registry("datasets").get(dataset)
+    file). ``dataset`` is the data set's entry, or a registered name or alias."""
+    entry = dataset if isinstance(dataset, Entry) else registry("datasets").get(dataset)
     for fmt in entry.submissions:
         if set(fmt.classes) == set(classes):
             return fmt
@@ -206,7 +206,7 @@ def write_submission(
 
 def write_dataset_submission(
     path: Path | str,
-    dataset: str,
+    dataset: Entry | str,
     image_ids: Sequence[str],
     probs: np.ndarray,
     classes: Sequence[str],

@@ -23,8 +23,8 @@ from fastcore.basics import listify
 from cxrlt.data.loaders import class_names
 from cxrlt.errors import CxrltError
 from cxrlt.evaluation.metrics import macro_average_precision
-from cxrlt.model.head_choice import choose_head
 from cxrlt.model.build import build_model
+from cxrlt.model.head_choice import choose_head
 from cxrlt.model.network import backbone_head_splitter
 from cxrlt.registry import Resolved, resolve
 from cxrlt.spec import Spec
@@ -105,12 +105,12 @@ def cxr_learner(
     :func:`~cxrlt.data.loaders.class_names` and :func:`training_label_counts`.
 
     ``head`` None takes the head the loss declares, else linear, as ``cxrlt run`` does
-    (:func:`cxrlt.model.head_choice.choose_head`). ``pretrained`` (if given) overrides the spec's, on
-    backbones that declare it. The resolved specs are kept in ``learn.specs`` so a run directory
-    can record them. The optimiser is fastai's
-    Adam stepped by torch's fused kernel (:mod:`cxrlt.training.optim`) unless ``opt_func``
-    says otherwise. When stdout is no terminal, progress is one line per epoch
-    (:mod:`cxrlt.training.progress`) instead of fastai's bars.
+    (:func:`cxrlt.model.head_choice.choose_head`). ``pretrained`` (if given) overrides the
+    spec's, on backbones that declare it. The resolved specs are kept in ``learn.specs`` so a
+    run directory can record them. The optimiser is fastai's Adam stepped by torch's fused
+    kernel (:mod:`cxrlt.training.optim`) unless ``opt_func`` says otherwise. When stdout is no
+    terminal, progress is one line per epoch (:mod:`cxrlt.training.progress`) instead of
+    fastai's bars.
     """
     loss_spec = resolve("losses", loss)
     specs: dict[str, Resolved] = {

@@ -21,7 +21,7 @@ def resume_command(out: Path) -> str:
 def interrupted_advice(out: Path, options: RunOptions, *, ours: bool) -> str:
     """Where Ctrl-C stopped the run and the exact command that continues it; ``ours``: the
     folder holds this run (not yet the one ``--overwrite`` would have replaced)."""
-    from cxrlt.outputs.run_dir import LOG
+    from cxrlt.outputs.run_dir import RunDir
 
     if not ours:
         return (
@@ -33,8 +33,7 @@ def interrupted_advice(out: Path, options: RunOptions, *, ours: bool) -> str:
             f"Interrupted while post-training the model of {options.from_run} (unchanged). "
             f"Continue with: {resume_command(out)}"
         )
-    log = out / LOG
-    epochs = max(0, len(log.read_text(encoding="utf-8").splitlines()) - 1) if log.is_file() else 0
+    epochs = RunDir(out, check=False).logged_epochs()
     return (
         f"Interrupted after {epochs} of {options.epochs} epochs; the run so far is kept in "
         f"{out}. Continue it with: {resume_command(out)}"

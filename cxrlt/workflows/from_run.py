@@ -88,13 +88,13 @@ def trained_learner(
         )
     learn = cxr_learner(
         dls,
-        backbone_without_weights(str(specs.arch.spec)),
+        backbone_without_weights(specs.arch),
         specs.loss,
         head=specs.head,
         path=path,
         cbs=[StopOnNonFiniteLoss(), *step_callbacks(options, device)],
     )
-    learn.model = rebuild(learn.model, [step.spec for step in base.post], dls.classes)
+    learn.model = rebuild(learn.model, base.post, dls.classes)
     load_weights(learn.model, base.path / base.weights[KEPT])
     learn.model.to(device)
     return learn

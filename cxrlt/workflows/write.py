@@ -47,7 +47,7 @@ class RunWriter:
         """The split (and the rows --skip-bad left out), once the run is known to start."""
         self.write_split(data.split)
         if len(data.dls.skipped):
-            self.write_table("skipped.csv", data.dls.skipped)
+            self.write_skipped(data.dls.skipped)
 
 
 def _skipped(*args: Any, **kwargs: Any) -> None:
@@ -73,9 +73,7 @@ def run_config(
         cxrlt_version=__version__,
         created=dt.datetime.now().isoformat(timespec="seconds"),
         status=status,
-        options={
-            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
-        },
+        options=options,
         specs={
             role: SpecRecord(**resolved.to_dict()) for role, resolved in specs.by_role().items()
         },
@@ -144,8 +142,6 @@ def write_submission(
 ) -> None:
     """The challenge file for the test images in the data set's declared format, validated
     before it is written."""
-    from cxrlt.outputs.run_dir import SUBMISSION
-    from cxrlt.outputs.submission import write_dataset_submission
     from cxrlt.prediction import predict_logits
 
     device = next(model.parameters()).device
@@ -155,7 +151,5 @@ def write_submission(
         calibrator.transform(logits) if calibrator is not None else calibrated.activation(logits)
     )
     ids = data.dls.data.test["ImageID"]
-    path, fmt = write_dataset_submission(
-        writer.run_dir.file(SUBMISSION), specs.dataset.entry.name, ids, probs, data.dls.classes
-    )
+    path, fmt = writer.run_dir.write_submission(specs.dataset.entry, ids, probs, data.dls.classes)
     console.print(f"Submission for {len(ids)} test images ({fmt.name} format): {path}")

@@ -1,6 +1,18 @@
-"""A tiny data folder in the example data set's format, shared by its tests and the command's."""
+"""The isolation of cxrlt's pytest plugin (installed with cxrlt: generated data in a temporary
+cache, plugins rebuilt for each test), and a tiny data folder in the example data set's format,
+shared by its tests and the command's."""
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cxrlt_cache(cxrlt_cache):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _cxrlt_plugins(cxrlt_fresh_plugins):
+    pass
 
 
 @pytest.fixture

@@ -19,34 +19,16 @@ from torch import nn
 
 from cxrlt import plugins
 from cxrlt.errors import CxrltError
+from cxrlt.pytest_plugin import TINY_DATA
 from cxrlt.registry import resolve
 from cxrlt.testing import check_entry
 
-TINY_DATA = "synthetic:n_images=160,size=32"
 TINY_RUN = ["--dataset", TINY_DATA, "--size", "32", "--epochs", "1", "--bs", "32"]
 DENSENET_URL = (
     "https://github.com/mlmed/torchxrayvision/releases/download/v1/"
     "nih-pc-chex-mimic_ch-google-openi-kaggle-densenet121-d121-tw-lr001-rot45-tr15-sc15-"
     "seed0-best.pt"
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
-    """The embedded data is generated into a temporary cache."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CXRLT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_plugins(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv(plugins.LOAD_ENV, raising=False)
-    monkeypatch.delenv(plugins.BLOCK_ENV, raising=False)
-    plugins.reset()
-    yield
-    plugins.reset()
 
 
 @pytest.fixture
@@ -122,6 +104,7 @@ def test_entries_are_registered_by_the_plugin_with_their_parameters() -> None:
         assert params["allow_pickle"].default is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["xrv-densenet121", "xrv-resnet50"])
 @pytest.mark.parametrize("params", ["pretrained=False", ""])
 def test_conformance_kit_passes(name: str, params: str, offline: list[str]) -> None:
@@ -129,6 +112,7 @@ def test_conformance_kit_passes(name: str, params: str, offline: list[str]) -> N
     assert offline == []  # neither touched the network
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "width"), [("xrv-densenet121", 1024), ("xrv-resnet50", 2048)])
 def test_pooled_and_spatial_features_at_cxrlt_size(name: str, width: int) -> None:
     backbone = build(name).eval()
@@ -144,6 +128,7 @@ def test_pooled_and_spatial_features_at_cxrlt_size(name: str, width: int) -> Non
     assert not hasattr(backbone, "classifier") and not hasattr(backbone, "op_threshs")
 
 
+@pytest.mark.slow
 def test_spatial_head_trains_on_the_feature_map() -> None:
     from cxrlt.model.build import build_model
 
@@ -156,6 +141,7 @@ def test_spatial_head_trains_on_the_feature_map() -> None:
     assert model.backbone.features.conv0.weight.grad is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["xrv-densenet121", "xrv-resnet50"])
 def test_inside_a_classifier_the_network_sees_xrv_pixel_range(name: str) -> None:
     """CXRClassifier's normalisation is the identity for these backbones, and the module maps
@@ -213,6 +199,7 @@ def assert_features_equal(backbone: nn.Module, saved: dict[str, torch.Tensor], p
     assert compared == len(state)  # every parameter and buffer came from the file
 
 
+@pytest.mark.slow
 def test_weights_path_round_trip_densenet_state_dict(tmp_path, offline) -> None:
     model = densenet_with_statistics()
     path = tmp_path / "densenet.pt"
@@ -349,6 +336,7 @@ def run_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_tiny_run_completes_and_records_the_plugin(run_dir) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["status"] == "complete"
@@ -360,6 +348,7 @@ def test_tiny_run_completes_and_records_the_plugin(run_dir) -> None:
     assert arch["params"]["weights"] == "densenet121-res224-all"
 
 
+@pytest.mark.slow
 def test_reloaded_run_reproduces_its_logits(run_dir) -> None:
     from cxrlt.data.labels import CXR_LT_2026_CLASSES
     from cxrlt.data.loaders import cxr_dataloaders
