@@ -21,8 +21,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BCELoss",
+    "Backbone",
     "Calibrator",
     "CxrltError",
+    "Head",
     "ID_COLUMN",
     "LINE_COLUMN",
     "LabelledImages",
@@ -30,6 +32,7 @@ __all__ = [
     "PATIENT_COLUMN",
     "PostStep",
     "Resolved",
+    "Sampler",
     "Spec",
     "SubmissionFormat",
     "ThresholdPolicy",
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from cxrlt.calibration.calibrators import Calibrator
     from cxrlt.calibration.thresholds import ThresholdPolicy
     from cxrlt.data.loaders import cxr_dataloaders
+    from cxrlt.data.samplers import Sampler
     from cxrlt.data.table import (
         ID_COLUMN,
         LINE_COLUMN,
@@ -64,14 +68,16 @@ if TYPE_CHECKING:
         locate_images,
         read_csv,
     )
+    from cxrlt.model.contracts import Backbone, Head
     from cxrlt.post import PostStep
     from cxrlt.prediction import load_run
     from cxrlt.training.learner import cxr_learner, load_learner, training_label_counts
     from cxrlt.training.losses import BCELoss
 
 # The module each heavy name comes from. By hook contract: losses subclass BCELoss, post steps
-# PostStep, calibrators Calibrator, threshold policies ThresholdPolicy, data sets return
-# LabelledImages (a table with the columns named here, built with read_csv and locate_images).
+# PostStep, calibrators Calibrator, threshold policies ThresholdPolicy; samplers, backbones and
+# heads follow the protocols Sampler, Backbone and Head; data sets return LabelledImages (a
+# table with the columns named here, built with read_csv and locate_images).
 _LAZY = {
     "cxr_dataloaders": "cxrlt.data.loaders",
     "cxr_learner": "cxrlt.training.learner",
@@ -80,6 +86,9 @@ _LAZY = {
     "load_run": "cxrlt.prediction",
     "BCELoss": "cxrlt.training.losses",
     "PostStep": "cxrlt.post",
+    "Sampler": "cxrlt.data.samplers",
+    "Backbone": "cxrlt.model.contracts",
+    "Head": "cxrlt.model.contracts",
     "Calibrator": "cxrlt.calibration.calibrators",
     "ThresholdPolicy": "cxrlt.calibration.thresholds",
     **dict.fromkeys(

@@ -46,8 +46,8 @@ def register_losses(register):
 
 @hookspec
 def register_samplers(register):
-    """Training samplers. Target: ``f(*, labels, **params)`` returning an object whose
-    ``indices(rng)`` gives one epoch's item order as an int array; ``labels`` are the
+    """Training samplers. Target: ``f(*, labels, **params)`` returning a ``cxrlt.Sampler``,
+    whose ``indices(rng)`` gives one epoch's item order as an int array; ``labels`` are the
     training labels, (N, C) 0/1, and ``rng`` a ``numpy.random.Generator`` that cxrlt seeds
     alike on every rank: draw from it alone, and every rank gets the same order."""
 
@@ -59,14 +59,15 @@ def register_backbones(register):
     ``forward_features`` (the unpooled map) for spatial heads. ``pretrained`` reaches the
     target only if it declares it, with a default: cxrlt sets it from ``--pretrained`` or the
     data set, and a spec may set it too. Names not registered go to the name sources
-    (``register.source``): the built-in backbones take any timm model name."""
+    (``register.source``): the built-in backbones take any timm model name. The protocol
+    ``cxrlt.Backbone`` states this contract."""
 
 
 @hookspec
 def register_heads(register):
     """Classifier heads. Target: ``f(*, in_features, n_classes, **params) -> nn.Module``
     taking pooled (B, in_features) features, or (B, N, in_features) tokens if its class sets
-    ``spatial = True``, to (B, n_classes) logits."""
+    ``spatial = True``, to (B, n_classes) logits (the protocol ``cxrlt.Head``)."""
 
 
 @hookspec

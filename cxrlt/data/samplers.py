@@ -13,9 +13,19 @@ the class frequencies never become exactly balanced.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 
 from cxrlt.errors import CxrltError
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """The contract of a sampler: one epoch's item order, drawn from ``rng`` alone, so every
+    rank of a distributed run that seeds it alike gets the same order."""
+
+    def indices(self, rng: np.random.Generator) -> np.ndarray: ...
 
 
 class UniformSampler:

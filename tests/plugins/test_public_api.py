@@ -16,8 +16,10 @@ import cxrlt
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_API = [
     "BCELoss",
+    "Backbone",
     "Calibrator",
     "CxrltError",
+    "Head",
     "ID_COLUMN",
     "LINE_COLUMN",
     "LabelledImages",
@@ -25,6 +27,7 @@ PUBLIC_API = [
     "PATIENT_COLUMN",
     "PostStep",
     "Resolved",
+    "Sampler",
     "Spec",
     "SubmissionFormat",
     "ThresholdPolicy",
@@ -124,3 +127,20 @@ def test_the_check_finds_an_internal_import(tmp_path):
     source = tmp_path / "plugin.py"
     source.write_text("from cxrlt import hookimpl\nfrom cxrlt.training.losses import BCELoss\n")
     assert cxrlt_imports(source) == ["cxrlt", "cxrlt.training.losses"]
+
+
+def test_the_builtin_samplers_backbones_and_heads_follow_their_protocols():
+    """The protocols state the contracts the built-ins meet (and a plugin's parts must)."""
+    import numpy as np
+
+    from cxrlt.registry import registry
+
+    labels = np.eye(4, dtype=int)[np.arange(40) % 4]
+    for entry in registry("samplers").entries:
+        assert isinstance(cxrlt.resolve("samplers", entry.name).build(labels=labels), cxrlt.Sampler)
+    backbone = cxrlt.resolve("backbones", "resnet18", pretrained=False).build(in_chans=1)
+    assert isinstance(backbone, cxrlt.Backbone)
+    for entry in registry("heads").entries:
+        head = cxrlt.resolve("heads", entry.name).build(in_features=8, n_classes=4)
+        assert isinstance(head, cxrlt.Head)
+    assert not isinstance(object(), cxrlt.Sampler | cxrlt.Backbone | cxrlt.Head)
