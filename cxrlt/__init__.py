@@ -31,11 +31,14 @@ __all__ = [
     "PATH_COLUMN",
     "PATIENT_COLUMN",
     "PostStep",
+    "Preprocessing",
     "Resolved",
     "Sampler",
     "Spec",
     "SubmissionFormat",
     "ThresholdPolicy",
+    "TrackedRun",
+    "Tracker",
     "__version__",
     "cxr_dataloaders",
     "cxr_learner",
@@ -69,15 +72,17 @@ if TYPE_CHECKING:
         read_csv,
     )
     from cxrlt.model.contracts import Backbone, Head
+    from cxrlt.model.preprocessing import Preprocessing
     from cxrlt.post import PostStep
     from cxrlt.prediction import load_run
     from cxrlt.training.learner import cxr_learner, load_learner, training_label_counts
     from cxrlt.training.losses import BCELoss
+    from cxrlt.training.tracking import TrackedRun, Tracker
 
 # The module each heavy name comes from. By hook contract: losses subclass BCELoss, post steps
-# PostStep, calibrators Calibrator, threshold policies ThresholdPolicy; samplers, backbones and
-# heads follow the protocols Sampler, Backbone and Head; data sets return LabelledImages (a
-# table with the columns named here, built with read_csv and locate_images).
+# PostStep, calibrators Calibrator, threshold policies ThresholdPolicy, loggers Tracker;
+# samplers, backbones and heads follow the protocols Sampler, Backbone and Head; data sets return
+# LabelledImages (a table with the columns named here, built with read_csv and locate_images).
 _LAZY = {
     "cxr_dataloaders": "cxrlt.data.loaders",
     "cxr_learner": "cxrlt.training.learner",
@@ -89,8 +94,11 @@ _LAZY = {
     "Sampler": "cxrlt.data.samplers",
     "Backbone": "cxrlt.model.contracts",
     "Head": "cxrlt.model.contracts",
+    "Preprocessing": "cxrlt.model.preprocessing",
     "Calibrator": "cxrlt.calibration.calibrators",
     "ThresholdPolicy": "cxrlt.calibration.thresholds",
+    "Tracker": "cxrlt.training.tracking",
+    "TrackedRun": "cxrlt.training.tracking",
     **dict.fromkeys(
         (
             "LabelledImages",

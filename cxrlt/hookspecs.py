@@ -107,3 +107,31 @@ def register_commands(register):
     """Extra CLI commands. Target: ``f(**options)``, a function that Typer turns into a
     command (its parameters become the command's options); its module is imported when the
     CLI starts, so keep it light."""
+
+
+@hookspec
+def register_recipes(register):
+    """Named bundles of run options (``cxrlt run --recipe NAME``). The target is not called:
+    it is a TOML file, a ``pathlib.Path`` or ``"package:resource"`` (a file inside a package),
+    holding a ``description``, the run options under ``[options]`` as ``--config`` reads them,
+    and under ``[sources]`` where each option's value comes from, starting "assumed" where no
+    public material states it."""
+
+
+@hookspec
+def register_loggers(register):
+    """Experiment trackers for ``--log``. Target: ``f(**params) -> Tracker``, a
+    ``cxrlt.Tracker`` (a fastai callback): ``start(run)`` opens its store before the data is
+    read (an error there stops the run), ``log_epoch(epoch, values)`` records each epoch's
+    values, ``finish(metrics, status)`` the final metrics and how the run ended. Only the
+    process that writes the run directory tracks it."""
+
+
+@hookspec
+def register_image_text_models(register):
+    """Image-text (vision-language) models for zero-shot classification (``cxrlt zero-shot``).
+    Target: ``f(**params) -> ImageTextModel``, a ``cxrlt.zero_shot.ImageTextModel``:
+    ``encode_images(pixels)`` takes greyscale (N, H, W) uint8 images at its ``image_size`` and
+    applies the model's own preprocessing, ``encode_texts(texts)`` takes prompts; both return
+    unit-length (N, D) embeddings. Names not registered go to the name sources: the built-in
+    one takes any OpenCLIP model name, ``hf-hub:`` id or ``local-dir:`` folder."""

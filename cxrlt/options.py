@@ -110,6 +110,12 @@ class RunOptions:
     device: str = _option("auto", "auto, cpu, cuda or cuda:N.", RUN)
     out: Path | None = _option(None, "Run directory (default: runs/DATE-TIME).", RUN, per_run=True)
     overwrite: bool = _option(False, "Replace a run already in --out.", RUN, per_run=True)
+    log: str = _option(
+        "",
+        "Also record the run with these loggers, e.g. 'mlflow', 'tensorboard,csv' or "
+        "'mlflow:uri=http://host:5000,experiment=NAME' (see `cxrlt list loggers`).",
+        RUN,
+    )
 
 
 RUN_OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunOptions)
@@ -176,9 +182,10 @@ _RESOLVED_PARTS = ("dataset", "sampler", "arch", "head", "loss")
 
 
 def read_config_file(path: Path | str) -> dict[str, Any]:
-    """The run options a TOML or JSON file gives, checked. A run's own ``config.json`` gives
-    the options it ran with, each part as the full spec it resolved to, so the file replays
-    that run even after a default has changed."""
+    """The run options a TOML or JSON file gives, checked: at its top level, or in an
+    ``[options]`` table (a recipe's file, whose other tables describe them). A run's own
+    ``config.json`` gives the options it ran with, each part as the full spec it resolved to,
+    so the file replays that run even after a default has changed."""
     path = Path(path)
     kind = CONFIG_SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -230,3 +237,69 @@ def _replayed(config: dict[str, Any], path: Path) -> dict[str, Any]:
     if all(isinstance(step, dict) and "spec" in step for step in post if step is not None):
         options["post"] = ",".join(step["spec"] for step in post if step is not None)
     return options
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named bundle of run options (``cxrlt run --recipe``), each option with where its value
+    comes from, so a user sees what a paper states and what had to be assumed."""
+
+    name: str
+    description: str
+    options: dict[str, Any]
+    sources: dict[str, str]
+    location: str
+
+
+_RECIPE_TABLES = ("description", "options", "sources")
+
+
+def read_recipe(name: str) -> Recipe:
+    """The recipe registered as ``name`` (see :func:`cxrlt.hookspecs.register_recipes`), its
+    options checked as a ``--config`` file's are and every option's source required."""
+    from cxrlt.registry import registry
+
+    entry = registry("recipes").get(name)
+    location, text = _recipe_text(entry.target, entry.plugin)
+    where = f"recipe {entry.name!r} ({location})"
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise CxrltError(f"The {where} is not valid TOML: {error}") from None
+    unknown = sorted(set(values) - set(_RECIPE_TABLES))
+    options, sources = values.get("options"), values.get("sources")
+    if unknown or not isinstance(options, dict) or not options or not isinstance(sources, dict):
+        raise CxrltError(
+            f"The {where} must hold a description, an [options] table of run options and a "
+            f"[sources] table saying where each value comes from"
+            + (f"; {', '.join(map(repr, unknown))} is none of them." if unknown else ".")
+        )
+    checked = checked_options(options, f"The {where}")
+    sourced = {str(key).replace("-", "_"): str(text) for key, text in sources.items()}
+    unsourced = [key for key in checked if not sourced.get(key, "").strip()]
+    if unsourced or set(sourced) - set(checked):
+        raise CxrltError(
+            f"The {where}: give [sources] one entry per option, no more (missing: "
+            f"{', '.join(unsourced) or 'none'}; extra: "
+            f"{', '.join(sorted(set(sourced) - set(checked))) or 'none'}). Write 'assumed: why' "
+            "where no public material states the value."
+        )
+    description = str(values.get("description", "")).strip()
+    return Recipe(entry.name, description, checked, sourced, location)
+
+
+def _recipe_text(target: Any, plugin: str) -> tuple[str, str]:
+    """Where a recipe entry's TOML file is, and its text: ``target`` is a path, or a
+    ``"package:resource"`` string naming a file inside an installed package."""
+    from importlib import resources
+
+    try:
+        if isinstance(target, str):
+            package, _, resource = target.partition(":")
+            return target, resources.files(package).joinpath(resource).read_text("utf-8")
+        return str(target), Path(target).read_text(encoding="utf-8")
+    except (ImportError, OSError, TypeError) as error:
+        raise CxrltError(
+            f"The recipe file {target!r} of plugin {plugin!r} cannot be read ({error}). "
+            f"Reinstall the plugin, or block it with CXRLT_BLOCK_PLUGINS={plugin}."
+        ) from None

@@ -32,6 +32,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cxrlt.builtins.datasets",
     "cxrlt.builtins.calibrators",
     "cxrlt.builtins.thresholds",
+    "cxrlt.builtins.recipes",
+    "cxrlt.builtins.loggers",
+    "cxrlt.builtins.image_text",
 )
 
 

@@ -5,7 +5,9 @@ A run directory holds weights and specs, no pickled code. The model is rebuilt f
 loaded, and logits become probabilities through the run's calibrator, or the loss's own
 activation when it has none (and for the classes the calibrator could not fit). Images are
 decoded as training decoded them (the run's size and letterbox, the same windowing), through
-the image cache; an ensemble's members each decode at their own size and are merged.
+the image cache; an ensemble's members each decode at their own size and are merged. Where
+the images' table names their studies, a run whose post steps merge a study's views merges
+them as it did for its validation images.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from cxrlt.calibration.calibrators import LossActivation
+from cxrlt.data.table import STUDY_COLUMN
 from cxrlt.errors import CxrltError
 from cxrlt.outputs.run_dir import CALIBRATION, CONFIG, WEIGHTS, RunDir, load_weights
 from cxrlt.outputs.run_schema import (
@@ -214,12 +217,21 @@ class TrainedRun(Predictor):
     def scores(
         self, images: pd.DataFrame, *, bs: int = 64, part: str = "test", skip_bad: bool = False
     ) -> Scores:
-        """The images of a table (ImageID, path) decoded at the run's size into the cache
-        ``part``; an unreadable one stops it before the model runs, unless ``skip_bad``."""
+        """The images of a table (ImageID, path, and where known their study) decoded at the
+        run's size into the cache ``part``; an unreadable one stops it before the model runs,
+        unless ``skip_bad``. The logits of a study's images are merged as the run's post
+        steps say (an unreadable image takes no part)."""
+        from cxrlt.post.study_views import apply_to_predictions
+
         cached = decode_into_cache(images, self.size, letterbox=self.letterbox, part=part)
         if cached.failures and not skip_bad:
             raise unreadable_images(images, cached.failures, part)
-        logits = self.logits(cached.images, bs)
+        table = images.reset_index(drop=True)
+        if cached.failures and STUDY_COLUMN in table:
+            table.loc[sorted(cached.failures), STUDY_COLUMN] = ""
+        logits = apply_to_predictions(
+            post_steps(self.config), self.logits(cached.images, bs), table
+        )
         probs = self.probabilities(logits)
         return _blank_failures(Scores(probs, logits, cached.failures))
 
@@ -376,6 +388,7 @@ def _load_model_run(path: Path | str, device: torch.device) -> TrainedRun:
     """Rebuild a complete run's model, loss, calibrator and thresholds from its directory."""
     from cxrlt.calibration.calibrators import calibrator_from_state
     from cxrlt.model.build import build_model
+    from cxrlt.model.preprocessing import Preprocessing
     from cxrlt.post import rebuild
 
     run_dir, config = complete_run(path)
@@ -383,8 +396,12 @@ def _load_model_run(path: Path | str, device: torch.device) -> TrainedRun:
     config.required("options", file)  # the size and letterbox its images are decoded with
     config.required("specs", file)
     data, specs = config.required("data", file), config.spec_strings
+    pinned = config.preprocessing and Preprocessing.from_dict(config.preprocessing, str(file))
     model = build_model(
-        backbone_without_weights(specs["arch"]), resolve("heads", specs["head"]), len(data.classes)
+        backbone_without_weights(specs["arch"]),
+        resolve("heads", specs["head"]),
+        len(data.classes),
+        preprocessing=pinned or None,
     )
     model = rebuild(model, post_steps(config), list(data.classes))
     load_weights(model, run_dir.file(WEIGHTS))

@@ -53,6 +53,9 @@ KINDS: dict[str, Kind] = {
         Kind("thresholds", "threshold policy"),
         Kind("datasets", "dataset", ("path",)),
         Kind("commands", "command"),
+        Kind("recipes", "recipe"),
+        Kind("loggers", "logger"),
+        Kind("image_text_models", "image-text model"),
     )
 }
 _KIND_WORDS = {word: kind for kind in KINDS.values() for word in (kind.name, kind.singular)}

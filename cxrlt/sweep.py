@@ -336,6 +336,20 @@ def read_manifest(folder: Path | str) -> dict[str, Any]:
     return read_json(path)
 
 
+def cell_tags(path: Path | str) -> dict[str, str]:
+    """Where the run in ``path`` sits in the sweep whose folder holds it (its grid position:
+    ``sweep``, ``cell``, ``loss``, ``arch``, ``post``, ``seed``), for experiment trackers to
+    tag it with, whether the sweep or the cell's own command runs it; none outside a sweep."""
+    path = Path(path).resolve()
+    if not (path.parent / MANIFEST).is_file():
+        return {}
+    for cell in read_manifest(path.parent)["cells"]:
+        if cell["name"] == path.name:
+            position = {factor: str(cell[factor]) for factor in (*FACTORS, "seed")}
+            return {"sweep": str(path.parent), "cell": path.name, **position}
+    return {}
+
+
 def with_sweep_cells(paths: Sequence[Path]) -> list[Path]:
     """Run folders, with each sweep folder among them replaced by its complete cells."""
     expanded: list[Path] = []

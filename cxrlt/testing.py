@@ -518,6 +518,91 @@ def check_command(spec: SpecLike) -> None:
     )
 
 
+# ---- loggers ------------------------------------------------------------------------------
+
+
+def check_logger(spec: SpecLike) -> None:
+    """The target builds a ``cxrlt.Tracker`` (a fastai callback) that implements ``start``,
+    ``log_epoch`` and ``finish``, and sits out post-training (its epochs are the main
+    training's). Its store is not opened: that may need a server or write files."""
+    from cxrlt.training.tracking import Tracker
+
+    resolved = _resolved("loggers", spec)
+    what = _what(resolved)
+    tracker = resolved.build()
+    _require(isinstance(tracker, Tracker), what, "it builds a cxrlt.Tracker", repr(tracker))
+    for method in ("start", "log_epoch", "finish"):
+        _require(
+            getattr(type(tracker), method) is not getattr(Tracker, method),
+            what,
+            f"it implements {method}",
+        )
+    _require(
+        not tracker.during_post_training,
+        what,
+        "it sits out post-training (during_post_training = False)",
+    )
+    check_rejects_unknown_parameter(resolved)
+
+
+# ---- recipes ------------------------------------------------------------------------------
+
+
+def check_recipe(spec: SpecLike) -> None:
+    """The recipe's file reads, every option with its source, and every name in it resolves
+    and builds on stand-in inputs, as ``cxrlt run`` checks before any work (offline: without
+    pretrained weights)."""
+    from cxrlt.options import RunOptions, read_recipe
+    from cxrlt.workflows.specs import check_options
+
+    name = spec.entry.name if isinstance(spec, Resolved) else str(spec)
+    try:
+        check_options(RunOptions(**{**read_recipe(name).options, "pretrained": False}))
+    except CxrltError as error:
+        _require(False, f"The recipe {name!r}", "its file reads and its specs resolve", str(error))
+
+
+# ---- image-text models -------------------------------------------------------------------
+
+
+def check_image_text_model(spec: SpecLike) -> None:
+    """The entry builds a model that keeps the :class:`cxrlt.zero_shot.ImageTextModel`
+    contract (its weights must be on disk or in the hub's cache: nothing is downloaded)."""
+    resolved = _resolved("image_text_models", spec)
+    check_rejects_unknown_parameter(resolved)
+    check_image_text_model_object(resolved.build(), _what(resolved))
+
+
+def check_image_text_model_object(model: Any, what: str = "The image-text model") -> None:
+    """Images and texts embed as unit vectors of one width; the image size is usable."""
+    from cxrlt.zero_shot import ImageTextModel
+
+    _require(isinstance(model, ImageTextModel), what, "it is a cxrlt.zero_shot.ImageTextModel")
+    size = model.image_size
+    _require(isinstance(size, int) and size >= 8, what, "image_size is an int >= 8", f"{size!r}")
+    _require(model.logit_scale > 0, what, "logit_scale is positive", f"{model.logit_scale!r}")
+    model = model.to("cpu")
+    pixels = np.random.default_rng(0).integers(0, 256, (2, size, size), dtype=np.uint8)
+    images = np.asarray(model.encode_images(pixels).detach().cpu(), np.float64)
+    texts = np.asarray(
+        model.encode_texts(["a chest X-ray.", "a bulla."]).detach().cpu(), np.float64
+    )
+    _require(
+        images.ndim == texts.ndim == 2 and len(images) == len(texts) == 2,
+        what,
+        "encode_images and encode_texts give one row per input",
+        f"shapes {images.shape} and {texts.shape}",
+    )
+    _require(
+        images.shape[1] == texts.shape[1],
+        what,
+        "images and texts embed in one space",
+        f"widths {images.shape[1]} and {texts.shape[1]}",
+    )
+    norms = np.linalg.norm(np.concatenate([images, texts]), axis=1)
+    _require(np.allclose(norms, 1, atol=1e-4), what, "embeddings have unit length", f"{norms}")
+
+
 # ---- dispatch -----------------------------------------------------------------------------
 
 CHECKERS: dict[str, Callable[[SpecLike], None]] = {
@@ -530,6 +615,9 @@ CHECKERS: dict[str, Callable[[SpecLike], None]] = {
     "thresholds": check_threshold,
     "datasets": check_dataset,
     "commands": check_command,
+    "recipes": check_recipe,
+    "loggers": check_logger,
+    "image_text_models": check_image_text_model,
 }
 
 
@@ -573,5 +661,6 @@ def check_entry(kind: str, spec: SpecLike) -> None:
     from cxrlt.registry import kind_named
 
     name = kind_named(kind).name
-    check_metadata(_resolved(name, spec))
+    if name != "recipes":  # a recipe is a file of run options: nothing to resolve or build
+        check_metadata(_resolved(name, spec))
     CHECKERS[name](spec)

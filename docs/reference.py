@@ -62,8 +62,27 @@ def registry_page(kind_name: str) -> str:
     if not entries:
         lines += ["cxrlt ships none.", ""]
     for entry in entries:
-        lines += _entry_section(entry, describe(entry))
+        if kind_name == "recipes":  # a file of run options, not a target with parameters
+            lines += _recipe_section(entry)
+        else:
+            lines += _entry_section(entry, describe(entry))
     return "\n".join(lines)
+
+
+def _recipe_section(entry: Any) -> list[str]:
+    """A recipe: its description, then every option with its value and source."""
+    from cxrlt.options import flag, read_recipe
+
+    recipe = read_recipe(entry.name)
+    lines = [f"## `{entry.name}`", "", _markdown(recipe.description), ""]
+    if entry.paper:
+        lines += [f"**Paper:** {_markdown(entry.paper)}", ""]
+    lines += ["| option | value | source |", "|---|---|---|"]
+    lines += [
+        f"| `{flag(name)}` | {_code_cell(str(value))} | {_cell(recipe.sources[name])} |"
+        for name, value in recipe.options.items()
+    ]
+    return [*lines, "", f"`cxrlt run --recipe {entry.name}`; file `{recipe.location}`.", ""]
 
 
 def _entry_section(entry: Any, doc: Any) -> list[str]:

@@ -22,6 +22,6 @@ def register_backbones(register):
     register.source(
         f"{_MODULE}:timm_model",
         names=f"{_MODULE}:timm_model_names",
-        note="Any timm model name (or hf-hub: id) works as a backbone too "
+        note="Any timm model name, hf-hub: id or local-dir: folder works as a backbone too "
         "(see timm.list_models()).",
     )

@@ -52,6 +52,12 @@ _STEPS = (
         "Findings' p_c times (1 - p_Normal)^alpha (CXR-LT 2026 winner).",
         {"paper": "CXR-LT 2026 Task 1 development-phase winner"},
     ),
+    (
+        "study-views",
+        "study_views:StudyViews",
+        "Merge the predictions of a study's images (views) by mean, max or projection weight.",
+        {},
+    ),
 )
 
 

@@ -6,11 +6,13 @@ from cxrlt.cli import (  # noqa: F401 - importing registers the commands
     catalog,
     ensemble,
     evaluate,
+    explain,
     predict,
     prepare,
     report,
     sweep,
     train,
+    zero_shot,
 )
 from cxrlt.cli.app import app, err_console, friendly_errors
 from cxrlt.errors import CxrltError

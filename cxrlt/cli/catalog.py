@@ -11,6 +11,7 @@ from rich.table import Table
 from cxrlt.cli.app import app, console, friendly_errors
 from cxrlt.entry_docs import describe
 from cxrlt.errors import CxrltError
+from cxrlt.options import flag, read_recipe
 from cxrlt.outputs.tables import print_table
 from cxrlt.registry import KINDS, Entry, kind_named, registry
 
@@ -81,6 +82,9 @@ def show(
     parameters with defaults, and the plugin behind it. Read from the entry's source, so it
     answers without importing torch."""
     entry = registry(kind).get(name)
+    if entry.kind == "recipes":  # a file of options, not a callable with parameters
+        _show_recipe(entry, as_json)
+        return
     doc = describe(entry)
     params = doc.params
     if as_json:
@@ -112,6 +116,30 @@ def show(
     else:
         console.print("No parameters.")
     console.print(f"target: {entry.target_path}")
+
+
+def _show_recipe(entry: Entry, as_json: bool) -> None:
+    """Every option of a recipe with its value and where the value comes from."""
+    recipe = read_recipe(entry.name)
+    if as_json:
+        data = entry.to_dict() | {"description": recipe.description, "file": recipe.location}
+        data["options"] = {
+            name: {"value": value, "source": recipe.sources[name]}
+            for name, value in recipe.options.items()
+        }
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    console.print(f"[bold]{entry.name}[/bold] (recipe, plugin {entry.plugin})")
+    console.print(recipe.description or entry.summary, markup=False)
+    if entry.paper:
+        console.print(f"paper: {entry.paper}", markup=False)
+    table = Table(title=f"options (cxrlt run --recipe {entry.name}; any option overrides)")
+    for column in ("option", "value", "source"):
+        table.add_column(column)
+    for name, value in recipe.options.items():
+        table.add_row(flag(name), str(value), recipe.sources[name])
+    print_table(console, table)
+    console.print(f"file: {recipe.location}", markup=False)
 
 
 def _print_paper(entry: Entry) -> None:

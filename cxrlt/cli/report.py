@@ -54,11 +54,21 @@ def report(
     ] = None,
     groups: Groups = "thirds",
     bounds: Bounds = "100,1000",
+    explain: Annotated[
+        int,
+        typer.Option(
+            help="Add a grid of Grad-CAM explanations (explanations.png): the N rarest classes "
+            "in training, each with its top-scoring validation images (needs the run's data)."
+        ),
+    ] = 0,
+    device: Annotated[
+        str, typer.Option(help="With --explain: auto, cpu, cuda or cuda:N.")
+    ] = "auto",
     json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Score a run again from its predictions: per-class table, group means (each with its 95%
-    interval over resampled patients) and PNG plots."""
+    interval over resampled patients) and PNG plots; with --explain, Grad-CAM explanations."""
     from cxrlt.outputs import plots
     from cxrlt.outputs.report import print_report, read_run
     from cxrlt.outputs.run_dir import check_output_file
@@ -67,6 +77,12 @@ def report(
     results = read_run(run)
     folder = out or run / "plots"
     check_output_file(folder / "ap_by_train_count.png")  # before the resampling, not after
+    if explain < 0:
+        raise CxrltError(f"--explain takes a number of classes (0 for none), got {explain}.")
+    if explain:
+        from cxrlt.explain import explainable_run
+
+        explainable_run(run)  # an ensemble or evaluation is refused before the resampling
     grouping = {"groups": groups, "bounds": parse_bounds(bounds)}
     main = results.evaluate(results.final, **grouping)  # the run's own figures
     uncalibrated = (
@@ -96,6 +112,13 @@ def report(
         ),
         plots.reliability_diagram(results.probs, results.targets, folder / "reliability.png"),
     ]
+    if explain:
+        from cxrlt.explain import GRID, explanation_grid
+        from cxrlt.workflows.setup import pick_device
+
+        written.append(
+            explanation_grid(run, folder / GRID, n_classes=explain, device=pick_device(device))
+        )
     console.print(f"Plots written to {folder}: {', '.join(p.name for p in written)}")
     if json:
         from cxrlt.outputs.run_schema import metrics_summary, per_class_table

@@ -11,7 +11,7 @@ from cxrlt.cli.app import app, friendly_errors
 from cxrlt.cli.options import with_run_options
 from cxrlt.cli.output import Json, Quiet, command_console, command_stdout, print_json
 from cxrlt.errors import CxrltError
-from cxrlt.options import RUN, RUN_OPTIONS, RunOptions, flag, read_config_file
+from cxrlt.options import RUN, RUN_OPTIONS, RunOptions, flag, read_config_file, read_recipe
 from cxrlt.workflows.saved import from_run_options, resume_options
 
 Config = Annotated[
@@ -22,8 +22,16 @@ Config = Annotated[
         rich_help_panel=RUN,
     ),
 ]
+RecipeName = Annotated[
+    str | None,
+    typer.Option(
+        help="A named bundle of run options (see `cxrlt list recipes`); --config and options "
+        "on the command line override it.",
+        rich_help_panel=RUN,
+    ),
+]
 # What --from-run takes besides the trained run's own options.
-_FROM_RUN_CHANGES = ("post", "out", "overwrite", "device")
+_FROM_RUN_CHANGES = ("post", "out", "overwrite", "device", "log")
 
 
 @app.command()
@@ -32,6 +40,7 @@ _FROM_RUN_CHANGES = ("post", "out", "overwrite", "device")
 def run(
     given: dict[str, Any],
     config: Config = None,
+    recipe: RecipeName = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -46,7 +55,7 @@ def run(
     """Train on a data set (the embedded synthetic one by default) and evaluate on validation."""
     from cxrlt.workflows.run import run as run_pipeline
 
-    options = run_options(given, config, resume)
+    options = run_options(given, config, resume, recipe)
     with command_stdout(json=json, quiet=quiet):
         run_dir, report = run_pipeline(
             options, command_console(json=json, quiet=quiet), resume=resume is not None
@@ -55,13 +64,17 @@ def run(
         print_json({"run": str(run_dir.path), "metrics": run_dir.read_metrics()})
 
 
-def run_options(given: dict[str, Any], config: Path | None, resume: Path | None) -> RunOptions:
+def run_options(
+    given: dict[str, Any], config: Path | None, resume: Path | None, recipe: str | None
+) -> RunOptions:
     """The options of the run the command line asks for: ``given`` over the ``config`` file
-    over the defaults; with ``resume`` or ``--from-run``, mostly those of an earlier run."""
+    over the ``recipe`` over the defaults; with ``resume`` or ``--from-run``, mostly those of
+    an earlier run."""
     if resume is not None:
         _refuse_others(
             given,
             config,
+            recipe,
             ("post",),
             "--resume continues a run with the options it started with (only --post may change)",
         )
@@ -70,21 +83,28 @@ def run_options(given: dict[str, Any], config: Path | None, resume: Path | None)
         _refuse_others(
             given,
             config,
+            recipe,
             ("from_run", *_FROM_RUN_CHANGES),
             "--from-run takes the trained run's own options",
         )
         defaults = RunOptions()
         changes = {name: given.get(name, getattr(defaults, name)) for name in _FROM_RUN_CHANGES}
         return from_run_options(given["from_run"], **changes)
-    return RunOptions(**{**(read_config_file(config) if config else {}), **given})
+    recipe_options = read_recipe(recipe).options if recipe else {}
+    return RunOptions(**{**recipe_options, **(read_config_file(config) if config else {}), **given})
 
 
 def _refuse_others(
-    given: dict[str, Any], config: Path | None, accepted: tuple[str, ...], reason: str
+    given: dict[str, Any],
+    config: Path | None,
+    recipe: str | None,
+    accepted: tuple[str, ...],
+    reason: str,
 ) -> None:
     """Refuse the options, other than ``accepted``, that would be silently ignored."""
     refused = [flag(name) for name in given if name not in accepted]
     refused += ["--config"] if config is not None else []
+    refused += ["--recipe"] if recipe is not None else []
     if refused:
         raise CxrltError(
             f"{reason}; leave out {', '.join(refused)} (or start a new run with them)."

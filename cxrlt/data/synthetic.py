@@ -54,7 +54,7 @@ _ILLNESS = 0.1  # loading of the factor every finding shares: how ill the patien
 _PATIENT_SHARE = 0.5  # share of the latent variance that one patient's images have in common
 _MIN_POSITIVES = 3  # per finding, whatever the set size
 # Seed-sequence tags, so that labels, patients, metadata and images use independent streams.
-_LABELS, _PATIENTS, _META, _IMAGES, _NORMAL = range(5)
+_LABELS, _PATIENTS, _META, _IMAGES, _NORMAL, _VIEWS = range(6)
 _HILUM = (0.19, -0.05)  # |x|, y of the hila: vessel markings fan out from here
 
 
@@ -836,16 +836,50 @@ def _draw_table(
     return table
 
 
+# Two-view studies: the first film is PA (or AP, as for patients too ill to stand), the second
+# a lateral. Labels come from the study's report, so both images carry the study's; each view
+# shows a finding only with its projection's probability, the lateral being the weaker witness.
+AP_SHARE = 0.3
+VISIBLE = {"PA": 0.85, "AP": 0.85, "LATERAL": 0.6}
+STUDY_COLUMNS = ("StudyID", "Projection")  # PadChest's names
+
+
+def _two_view_table(
+    folder: Path, n_images: int, size: int, imbalance: float, seed: int
+) -> pd.DataFrame:
+    """Draw ``n_images`` images of two-view studies (the last study has one when ``n_images``
+    is odd) into ``folder/images``; returns their table, StudyID and Projection included."""
+    n_studies = (n_images + 1) // 2
+    study = np.arange(n_images) // 2
+    labels = sample_labels(n_studies, imbalance=imbalance, seed=seed)[study]
+    studies = _metadata(n_studies, seed)
+    rng = np.random.default_rng([_VIEWS, seed])
+    first = np.where(rng.random(n_studies) < AP_SHARE, "AP", "PA")
+    projections = np.where(np.arange(n_images) % 2 == 0, first[study], "LATERAL")
+    shown = np.array([VISIBLE[p] for p in projections])[:, None]
+    visible = rng.random((n_images, len(_FINDINGS))) < shown
+    table = studies.iloc[study].reset_index(drop=True)
+    table["ImageID"] = [f"{_digits(rng, 38)}_{_digits(rng, 6)}.png" for _ in range(n_images)]
+    table[STUDY_COLUMNS[0]] = np.array([_digits(rng, 38) for _ in range(n_studies)])[study]
+    table[STUDY_COLUMNS[1]] = projections
+    for i, (image_id, row, shown) in enumerate(zip(table["ImageID"], labels, visible, strict=True)):
+        drawn = np.concatenate([row[:1], row[1:] * shown])
+        pixels = draw_chest(drawn, size, np.random.default_rng([_IMAGES, seed, i]))
+        Image.fromarray(pixels).save(folder / "images" / image_id, compress_level=1)
+    table[list(CXR_LT_2026_CLASSES)] = labels
+    return table
+
+
 def _write_into(
-    folder: Path, n_images: int, size: int, imbalance: float, seed: int, n_test: int
+    folder: Path, n_images: int, size: int, imbalance: float, seed: int, n_test: int, views: int
 ) -> None:
     (folder / "images").mkdir()
-    _draw_table(folder, n_images, size, imbalance, seed).to_csv(folder / "train.csv", index=False)
+    draw = _two_view_table if views == 2 else _draw_table
+    shipped = ["ImageID", *STUDY_COLUMNS] if views == 2 else ["ImageID"]
+    draw(folder, n_images, size, imbalance, seed).to_csv(folder / "train.csv", index=False)
     if n_test:
-        test = _draw_table(folder, n_test, size, imbalance, seed + TEST_SEED_OFFSET)
-        test[["ImageID"]].to_csv(
-            folder / "test_task1.csv", index=False
-        )  # as the organisers ship it
+        test = draw(folder, n_test, size, imbalance, seed + TEST_SEED_OFFSET)
+        test[shipped].to_csv(folder / "test_task1.csv", index=False)  # as the organisers ship it
         test.to_csv(folder / TEST_ANSWERS, index=False)  # the key real test sets keep secret
 
 
@@ -857,6 +891,7 @@ def write_synthetic_cxr(
     imbalance: float = 100.0,
     seed: int = 0,
     n_test: int = 0,
+    views: int = 1,
 ) -> Path:
     """Generate into a temporary sibling folder, then rename it to `folder` (atomic: an
     interrupted run never leaves a half-written data set). Returns folder. If folder exists,
@@ -865,7 +900,8 @@ def write_synthetic_cxr(
     The folder holds ``train.csv`` (ImageID, StudyDate_DICOM, PatientID, then the 30 labels) and
     ``images/<ImageID>``, 16-bit PNGs using 12 bits, like the real CXR-LT 2026 data; with
     ``n_test`` also ``test_task1.csv`` (ImageID only, as the challenge ships it) and the answer
-    key ``test_labels.csv``.
+    key ``test_labels.csv``. With ``views=2`` the images are two-view studies (see
+    :func:`_two_view_table`) and both CSVs also hold StudyID and Projection.
     """
     folder = Path(folder)
     if folder.exists():
@@ -873,7 +909,7 @@ def write_synthetic_cxr(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        _write_into(tmp, n_images, size, imbalance, seed, n_test)
+        _write_into(tmp, n_images, size, imbalance, seed, n_test, views)
         try:
             tmp.rename(folder)
         except OSError:

@@ -31,6 +31,8 @@ ID_COLUMN = "ImageID"
 PATIENT_COLUMN = "PatientID"
 PATH_COLUMN = "path"
 LINE_COLUMN = "line"  # the row's line in its CSV file (header = line 1), kept through filtering
+STUDY_COLUMN = "study"  # the study an image belongs to, where the files say (optional)
+PROJECTION_COLUMN = "projection"  # its projection, PA, AP or LATERAL (optional)
 # What a spreadsheet makes of a long numeric ID: 1.90E+38.
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE][+-]?\d+$")
 # What to do about rows with too many or too few fields, unless the reader knows better.
@@ -41,7 +43,8 @@ RAGGED_FIX = "fix or remove those lines (a value that holds the separator must b
 class LabelledImages:
     """Images with multi-label targets.
 
-    ``frame`` holds ImageID, PatientID, path, line and one 0/1 column per class;
+    ``frame`` holds ImageID, PatientID, path, line and one 0/1 column per class, and the
+    ``study`` and ``projection`` of each image where the files give them;
     ``problems`` the bad rows found while reading; ``notes`` what a user should be told (rows
     removed, coarse IDs); ``warnings`` what a user must not miss (nothing keeps the test images
     out of training); ``test`` the unlabelled test images (ImageID, path), if any;
@@ -82,6 +85,11 @@ class LabelledImages:
     def lines(self) -> list[int]:
         return self.frame[LINE_COLUMN].tolist()
 
+    @property
+    def studies(self) -> np.ndarray | None:
+        """Each image's study (None: the files name no studies)."""
+        return self.frame[STUDY_COLUMN].to_numpy(str) if STUDY_COLUMN in self.frame else None
+
     def without(self, rows: Iterable[int]) -> LabelledImages:
         """The same set less some rows (positions); the problems of the others are kept."""
         keep = np.ones(len(self.frame), bool)
@@ -96,6 +104,50 @@ class LabelledImages:
                 problems.append(replace(problem, rows=rows_now, details=details))
         frame = self.frame[keep].reset_index(drop=True)
         return replace(self, frame=frame, problems=tuple(problems))
+
+
+PROJECTIONS = ("PA", "AP", "LATERAL")
+_LATERAL = {"L", "LL", "RL", "LAT", "LATERAL"}
+
+
+def normalised_projection(text: str) -> str:
+    """PA, AP or LATERAL for the spellings PadChest (PA, AP_horizontal, L) and MIMIC (PA, AP,
+    LATERAL, LL) use; any other value upper-cased, a blank one empty."""
+    text = str(text).strip().upper()
+    if text in _LATERAL:
+        return "LATERAL"
+    return next((p for p in PROJECTIONS[:2] if text.startswith(p)), text)
+
+
+@dataclass(frozen=True)
+class ViewColumns:
+    """Where a label file says which study each image belongs to and its projection.
+
+    A study is the ``study`` column's value where the file has it, else the patient and the
+    ``date`` column's value together (one patient's images of one day); without either the
+    images have no study. Each column is read only where the file has it.
+    """
+
+    study: str | None = None
+    date: str | None = None
+    projection: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.study, self.date, self.projection) if c)
+
+    def read(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The ``study`` and ``projection`` columns of ``frame`` (with its PatientID), those
+        the file has."""
+        out = pd.DataFrame(index=frame.index)
+        if self.study and self.study in frame:
+            out[STUDY_COLUMN] = frame[self.study].astype(str).str.strip()
+        elif self.date and self.date in frame:
+            day = frame[self.date].astype(str).str.strip()
+            out[STUDY_COLUMN] = frame[PATIENT_COLUMN].astype(str) + "/" + day
+        if self.projection and self.projection in frame:
+            out[PROJECTION_COLUMN] = frame[self.projection].map(normalised_projection)
+        return out
 
 
 @dataclass(frozen=True)
@@ -546,6 +598,7 @@ def read_labelled_csv(
     patients_csv: Path | None = None,
     patient_fix: str = "",
     split_by: str = "patient",
+    views: ViewColumns | None = None,
 ) -> LabelledImages:
     """Read a label CSV (an ID, metadata, one 0/1 column per class) and find its images.
 
@@ -554,6 +607,8 @@ def read_labelled_csv(
     (noted). ``patients_csv`` (ImageID, PatientID) replaces the patient column's IDs for the
     images it holds; ``patient_fix`` is the advice given, without it, when the IDs look like
     spreadsheet numbers. A blank PatientID is a row problem; a single patient stops.
+    ``views`` names the columns of each image's study and projection, read where the file
+    has them.
     """
     by_image = split_by == "image" or not patient_column
     if by_image and patients_csv is not None:
@@ -561,7 +616,10 @@ def read_labelled_csv(
             f"--dataset {name}: patients_csv and {SPLIT_BY_IMAGE} contradict each other "
             "(PatientIDs are then not used): leave one of them out."
         )
-    id_like = [c for c in (id_column, path_column, patient_column, *meta_columns) if c]
+    view_columns = views.columns if views else ()
+    id_like = [
+        c for c in (id_column, path_column, patient_column, *meta_columns, *view_columns) if c
+    ]
     needed = [c for c in (id_column, path_column, patient_column) if c]
     read = read_csv(csv_path, text_columns=[*id_like, *classes], required=needed)
     frame, notes = read.frame, list(read.notes)
@@ -607,6 +665,8 @@ def read_labelled_csv(
     )
     table[LINE_COLUMN] = read.lines
     table[list(classes)] = labels
+    if views:
+        table = pd.concat([table, views.read(frame.assign(**{PATIENT_COLUMN: patients}))], axis=1)
     return LabelledImages(
         name,
         tuple(classes),

@@ -1,26 +1,25 @@
-"""The classifier network: input normalisation, a backbone and a head."""
+"""The classifier network: input pre-processing, a backbone and a head."""
 
 from __future__ import annotations
-
-from statistics import fmean
 
 import torch
 from torch import nn
 
 from cxrlt.errors import CxrltError
-
-# Greyscale stand-ins for ImageNet statistics when a backbone carries none.
-_DEFAULT_MEAN, _DEFAULT_STD = 0.449, 0.226
+from cxrlt.model.preprocessing import Normalise, Preprocessing, preprocessing_of
 
 
 class CXRClassifier(nn.Module):
     """Images in [0, 1], shape (B, C, H, W), to one logit per class.
 
-    Normalisation lives in the model, not the loader, so every loader and every
-    backbone agree on it and the loader can ship compact uint8 batches.
+    Pre-processing lives in the model, not the loader, so every loader and every backbone
+    agree on it and the loader can ship compact uint8 batches. ``preprocessing`` pins it (a
+    rebuilt run passes the record its config holds); by default it is read from the backbone.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, preprocessing: Preprocessing | None = None
+    ) -> None:
         super().__init__()
         if getattr(head, "spatial", False) and not hasattr(backbone, "forward_features"):
             raise CxrltError(
@@ -30,14 +29,15 @@ class CXRClassifier(nn.Module):
             )
         self.backbone = backbone
         self.head = head
-        cfg = getattr(backbone, "pretrained_cfg", None) or {}
-        mean = fmean(cfg.get("mean") or (_DEFAULT_MEAN,))
-        std = fmean(cfg.get("std") or (_DEFAULT_STD,))
-        self.register_buffer("mean", torch.tensor(mean), persistent=False)
-        self.register_buffer("std", torch.tensor(std), persistent=False)
+        self.normalise = Normalise(preprocessing or preprocessing_of(backbone))
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The input pre-processing the backbone gets, as the run's config records it."""
+        return self.normalise.preprocessing
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = (images - self.mean) / self.std
+        images = self.normalise(images)
         spatial = getattr(self.head, "spatial", False)
         features = self.tokens(images) if spatial else self.backbone(images)
         # The head in float32 even under mixed precision: bf16 logits keep 8 significant

@@ -147,6 +147,9 @@ class RunConfig:
     distributed: DistributedRecord | None = None
     ensemble: EnsembleRecord | None = None
     evaluation: EvaluationRecord | None = None
+    # The input pre-processing the backbone was trained with (cxrlt.model.preprocessing),
+    # pinned so that prediction rebuilds it whatever timm or the hub say later.
+    preprocessing: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, raw: Any, file: Path | str) -> RunConfig:

@@ -10,6 +10,7 @@ from cxrlt.evaluation.selection import KEPT, ROLES
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from cxrlt.workflows.data import RunData
     from cxrlt.workflows.post_training import Branch
@@ -19,13 +20,24 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Calibrated:
     """The validation targets, the cross-fitted logits (each half's from the model chosen on
-    the other half), the loss's activation, and the fitted calibration
-    (:func:`cxrlt.calibration.held_out.fit_held_out`)."""
+    the other half), the loss's activation, the fitted calibration
+    (:func:`cxrlt.calibration.held_out.fit_held_out`) and the kept model's post steps."""
 
     targets: np.ndarray
     logits: np.ndarray
     activation: Any
     fitted: Any
+    steps: tuple = ()
+
+    def probabilities(self, logits: np.ndarray, images: pd.DataFrame) -> np.ndarray:
+        """New images' probabilities from the kept model's ``logits``, as the validation
+        images' were made: merged by the steps that act on predictions (by study, from
+        ``images``, one row per image), then calibrated (or the loss's activation)."""
+        from cxrlt.post.study_views import apply_to_predictions
+
+        merged = apply_to_predictions(self.steps, logits, images)
+        calibrator = self.fitted.calibrator
+        return calibrator.transform(merged) if calibrator is not None else self.activation(merged)
 
 
 def calibrate(
@@ -52,4 +64,5 @@ def calibrate(
         train_prevalence=dls.class_counts / dls.n_train,
         kept_logits=branches[KEPT].logits,
     )
-    return Calibrated(targets, cross_fitted(half_logits, data.halves), activation, fitted)
+    logits = cross_fitted(half_logits, data.halves)
+    return Calibrated(targets, logits, activation, fitted, tuple(branches[KEPT].steps))

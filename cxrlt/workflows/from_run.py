@@ -95,6 +95,7 @@ def trained_learner(
         cbs=[StopOnNonFiniteLoss(), *step_callbacks(options, device)],
     )
     learn.model = rebuild(learn.model, base.post, dls.classes)
+    learn.post_steps = list(base.post)  # study-views acts on the predictions of these
     load_weights(learn.model, base.path / base.weights[KEPT])
     learn.model.to(device)
     return learn

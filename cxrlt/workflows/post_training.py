@@ -1,6 +1,6 @@
 """The post-training stage of a run: per role, its model (the weights chosen on the other
 validation half) with the ``--post`` steps applied, and each distinct model's validation
-logits."""
+logits, through the steps that act on predictions (merging a study's views)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Branch:
     start: Any  # where its weights came from: an epoch, or a base run's weights file
     model: Any
     choices: list = dataclasses.field(default_factory=list)  # what its post steps chose
+    steps: list = dataclasses.field(default_factory=list)  # every post step its model went through
     logits: Any = None  # (validation images, classes), once predicted
 
 
@@ -69,7 +70,8 @@ def build_branches(
             with distributed.distributed(learn, device):
                 learn.post(list(post))
             del learn.choice_rows
-        built[keys[role]] = Branch(starts[role], learn.model, learn.post_choices)
+        steps = list(getattr(learn, "post_steps", []))
+        built[keys[role]] = Branch(starts[role], learn.model, learn.post_choices, steps)
     branches = {role: built[keys[role]] for role in ROLES}
     learn.model = branches[KEPT].model
     return branches
@@ -77,15 +79,17 @@ def build_branches(
 
 def predict_branches(learn: Any, branches: dict[str, Branch]) -> None:
     """Each distinct model's validation logits, on this rank alone (rank 0, after the others
-    have finished their collectives)."""
+    have finished their collectives), through its steps that act on predictions."""
+    from cxrlt.post.study_views import apply_to_predictions
     from cxrlt.training.distributed import rank_local
 
-    kept = learn.model
+    kept, dls = learn.model, learn.dls
     for branch in {id(b): b for b in branches.values()}.values():
         learn.model = branch.model
         with rank_local(learn):  # no gathering from the others
             logits, _ = learn.get_preds(ds_idx=1, act=lambda x: x)
-        branch.logits = logits.float().numpy()
+        images = dls.data.frame[dls.is_valid]
+        branch.logits = apply_to_predictions(branch.steps, logits.float().numpy(), images)
     learn.model = kept
 
 

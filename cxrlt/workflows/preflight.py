@@ -89,7 +89,7 @@ def rehearse(specs: RunSpecs, epochs: int) -> None:
     _tried(specs.sampler.build, labels=labels)
     _tried(specs.head.build, in_features=_STAND_IN_FEATURES, n_classes=_STAND_IN_CLASSES)
     _tried(build_on_meta, specs.arch)
-    for part in (*specs.post, specs.calibrator, specs.thresholds):
+    for part in (*specs.post, specs.calibrator, specs.thresholds, *specs.loggers):
         if part is not None:
             _tried(part.build)
 

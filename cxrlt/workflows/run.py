@@ -28,12 +28,19 @@ from cxrlt.workflows.post_training import (
 )
 from cxrlt.workflows.setup import Setup, seed_run, set_up
 from cxrlt.workflows.training import Trained, load_resume_state, mark_trained, train
-from cxrlt.workflows.write import run_config, write_results, write_submission
+from cxrlt.workflows.write import (
+    finish_tracking,
+    run_config,
+    start_tracking,
+    write_results,
+    write_submission,
+)
 
 if TYPE_CHECKING:
     from cxrlt.evaluation.metrics import Report
     from cxrlt.options import RunOptions
     from cxrlt.outputs.run_schema import SelectionRecord
+    from cxrlt.training.tracking import Tracking
 
 
 def run(
@@ -55,6 +62,22 @@ def run(
 
 
 def _run(options: RunOptions, setup: Setup, *, resume: bool) -> tuple[Any, Any]:
+    """The stages, recorded by the ``--log`` trackers, which are told how the run ended."""
+    from cxrlt.training.tracking import FAILED, KILLED
+
+    tracking = start_tracking(setup.writer, options, setup.specs)
+    try:
+        run_dir, report = _stages(options, setup, tracking, resume=resume)
+    except BaseException as error:
+        tracking.finish({}, KILLED if isinstance(error, KeyboardInterrupt) else FAILED)
+        raise
+    finish_tracking(tracking, run_dir)
+    return run_dir, report
+
+
+def _stages(
+    options: RunOptions, setup: Setup, tracking: Tracking, *, resume: bool
+) -> tuple[Any, Any]:
     from cxrlt.outputs.report import print_data_summary
     from cxrlt.outputs.run_schema import COMPLETE, TRAINING, DistributedRecord
     from cxrlt.training import distributed
@@ -76,7 +99,7 @@ def _run(options: RunOptions, setup: Setup, *, resume: bool) -> tuple[Any, Any]:
     writer.write_config(config)
     writer.write_data(data)
     if trained is None:
-        trained = train(options, specs, data, device, writer, checkpoint)
+        trained = train(options, specs, data, device, writer, checkpoint, tracking.trackers)
         if writer.active:  # the others have no epoch states to write from
             mark_trained(options, trained, writer, config)
     else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from cxrlt.model.head_choice import choose_head
 from cxrlt.registry import Resolved, resolve
-from cxrlt.spec import parse_spec
+from cxrlt.spec import parse_spec, parse_specs
 from cxrlt.workflows.preflight import check_numbers, rehearse
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class RunSpecs:
     calibrator: Resolved | None = None
     post: tuple[Resolved, ...] = ()
     head_note: str | None = None
+    loggers: tuple[Resolved, ...] = ()  # --log
 
     def by_role(self) -> dict[str, Resolved]:
         """The single specs by role (no post steps), as config.json records them."""
@@ -57,6 +58,7 @@ def check_specs(options: RunOptions) -> RunSpecs:
     loss = resolve("losses", options.loss)
     head, head_note = choose_head(loss, options.head)
     steps, calibrator, thresholds = split_post(options.post)
+    loggers = parse_specs(options.log) if options.log.strip() else []
     return RunSpecs(
         dataset=dataset,
         sampler=resolve("samplers", options.sampler),
@@ -67,6 +69,7 @@ def check_specs(options: RunOptions) -> RunSpecs:
         calibrator=calibrator,
         post=tuple(steps),
         head_note=head_note,
+        loggers=tuple(resolve("loggers", spec) for spec in loggers),
     )
 
 

@@ -3,7 +3,7 @@ and the trained model's weights written, per role, before anything after trainin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,13 +43,21 @@ def train(
     device: Any,
     writer: RunWriter,
     resume_state: dict | None,
+    trackers: Sequence[Any] = (),
 ) -> Trained:
-    """Train (or finish training) the run's model; the last epoch's weights are written when
-    ``--select`` keeps another epoch's."""
+    """Train (or finish training) the run's model, ``trackers`` recording each epoch; the last
+    epoch's weights are written when ``--select`` keeps another epoch's."""
     from cxrlt.outputs.run_dir import LAST_WEIGHTS
 
     learn, epochs = train_and_checkpoint(
-        options, specs, data, device, writer.path, resume_state, write=writer.active
+        options,
+        specs,
+        data,
+        device,
+        writer.path,
+        resume_state,
+        write=writer.active,
+        trackers=trackers,
     )
     starts = epoch_starts(options.select, epochs)
     if starts[KEPT] != epochs.epochs_done:
@@ -163,10 +171,11 @@ def train_and_checkpoint(
     resume_state: dict | None,
     *,
     write: bool,
+    trackers: Sequence[Any] = (),
 ) -> tuple[Any, Any]:
-    """Fit the one-cycle schedule with checkpoints in ``path`` (written when ``write``),
-    keeping the best weights by the mAP of the whole validation split and of each of its
-    halves; returns the learner and the checkpointer."""
+    """Fit the one-cycle schedule with checkpoints in ``path`` (written when ``write``, as
+    are the ``trackers``' records), keeping the best weights by the mAP of the whole
+    validation split and of each of its halves; returns the learner and the checkpointer."""
     from cxrlt.outputs.run_dir import CHECKPOINT, LOG
     from cxrlt.training import distributed
     from cxrlt.training.checkpoint import EpochCheckpoint
@@ -182,7 +191,7 @@ def train_and_checkpoint(
     keep = resume_state["epochs_done"] if resume_state else None
     callbacks = [StopOnNonFiniteLoss(), scores, epochs, *step_callbacks(options, device)]
     if write:
-        callbacks.append(RunLog(LOG, keep_epochs=keep))
+        callbacks += [RunLog(LOG, keep_epochs=keep), *trackers]
     learn = cxr_learner(data.dls, specs.arch, specs.loss, head=specs.head, path=path, cbs=callbacks)
     lr = slice(options.backbone_lr, options.lr) if options.backbone_lr else options.lr
     try:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cxrlt.outputs.run_dir import RunDir
     from cxrlt.outputs.run_schema import RunConfig, SelectionRecord
     from cxrlt.registry import Resolved
+    from cxrlt.training.tracking import Tracking
     from cxrlt.workflows.calibrate import Calibrated
     from cxrlt.workflows.data import RunData
     from cxrlt.workflows.specs import RunSpecs
@@ -67,6 +68,7 @@ def run_config(
     environment it ran in; stages add their records (training, selection) to it."""
     import torch
 
+    from cxrlt.model.build import input_preprocessing
     from cxrlt.outputs.run_schema import DataRecord, EnvironmentRecord, RunConfig, SpecRecord
 
     return RunConfig(
@@ -88,6 +90,7 @@ def run_config(
         environment=EnvironmentRecord(
             python=platform.python_version(), torch=torch.__version__, device=str(device)
         ),
+        preprocessing=input_preprocessing(specs.arch).to_dict(),
     )
 
 
@@ -146,10 +149,35 @@ def write_submission(
 
     device = next(model.parameters()).device
     logits = predict_logits(model, data.test_images, bs, device)
-    calibrator = calibrated.fitted.calibrator
-    probs = (
-        calibrator.transform(logits) if calibrator is not None else calibrated.activation(logits)
-    )
+    probs = calibrated.probabilities(logits, data.dls.data.test)
     ids = data.dls.data.test["ImageID"]
     path, fmt = writer.run_dir.write_submission(specs.dataset.entry, ids, probs, data.dls.classes)
     console.print(f"Submission for {len(ids)} test images ({fmt.name} format): {path}")
+
+
+def start_tracking(writer: RunWriter, options: RunOptions, specs: RunSpecs) -> Tracking:
+    """The trackers of ``--log`` started on this run, before its data is read: its options
+    and resolved specs as parameters, its place in a sweep as tags. None on a process that
+    does not write the run."""
+    from cxrlt.sweep import cell_tags
+    from cxrlt.training.tracking import TrackedRun, Tracking
+
+    if not writer.active or not specs.loggers:
+        return Tracking()
+    params = {
+        name: "" if value is None else str(value)
+        for name, value in dataclasses.asdict(options).items()
+    }
+    params |= {f"spec.{role}": str(part.spec) for role, part in specs.by_role().items()}
+    params |= {f"spec.post.{i}": str(step.spec) for i, step in enumerate(specs.post, 1)}
+    run = TrackedRun(writer.path.name, writer.path, params, cell_tags(writer.path))
+    return Tracking.start({str(spec.spec): spec.build() for spec in specs.loggers}, run)
+
+
+def finish_tracking(tracking: Tracking, run_dir: RunDir) -> None:
+    """The trackers told the run's final metrics (metrics.json's, intervals as low and high),
+    once every file is written."""
+    from cxrlt.training.tracking import final_metrics
+
+    if tracking.trackers:
+        tracking.finish(final_metrics(run_dir.read_metrics()))

@@ -61,7 +61,8 @@ def test_the_hooks_page_gives_every_hook_with_its_target_signature():
     }
     for hook, found in rows.items():
         assert len(found) == 1, f"the hooks page needs one table row for {hook}"
-        assert re.search(r"\| `f\([^`]*\)[^`]*` \|$", found[0]), found[0]
+        if hook != "register_recipes":  # a recipe's target is a file, not called
+            assert re.search(r"\| `f\([^`]*\)[^`]*` \|$", found[0]), found[0]
         assert f"\n## {hook}\n" in page
 
 

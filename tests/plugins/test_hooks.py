@@ -37,6 +37,7 @@ from cxrlt.registry import KINDS, registry, resolve
 from cxrlt.spec import parse_spec
 from cxrlt.testing import check_entry, tiny_classifier
 from cxrlt.training.losses import BCELoss, bce_elementwise
+from cxrlt.training.tracking import TrackedRun, Tracker, Tracking
 
 
 def hook_docs() -> dict[str, str]:
@@ -48,6 +49,8 @@ def hook_docs() -> dict[str, str]:
 
 
 HOOKS = sorted(hook_docs())
+# A recipe's target is a TOML file, read, not called: it has no call signature.
+CALLED_HOOKS = [hook for hook in HOOKS if hook != "register_recipes"]
 
 
 def target_signature(hook: str) -> str:
@@ -68,7 +71,7 @@ def test_there_is_one_hook_per_registry_kind():
     assert set(HOOKS) == {f"register_{kind}" for kind in KINDS}
 
 
-@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("hook", CALLED_HOOKS)
 def test_target_signature_names_what_cxrlt_supplies(hook):
     """The arguments before ``**params`` are the kind's context in cxrlt.registry.KINDS."""
     signature = target_signature(hook)
@@ -283,6 +286,77 @@ def use_command(spec: str) -> None:
     assert (result.exit_code, result.output) == (0, "hello, plugin\n"), result.output
 
 
+class HookImageTextModel:
+    """Images embed by their brightness, texts by their length: enough to score."""
+
+    image_size = 8
+    logit_scale = 10.0
+
+    def __init__(self, *, width: int = 2) -> None:
+        self.width = width
+
+    def to(self, device: object) -> HookImageTextModel:
+        return self
+
+    def _unit(self, first: torch.Tensor) -> torch.Tensor:
+        features = torch.ones(len(first), self.width)
+        features[:, 0] = first
+        return torch.nn.functional.normalize(features, dim=-1)
+
+    def encode_images(self, pixels: np.ndarray) -> torch.Tensor:
+        return self._unit(torch.as_tensor(pixels, dtype=torch.float32).mean(dim=(1, 2)) / 255)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return self._unit(torch.tensor([float(len(text)) for text in texts]))
+
+
+def use_image_text_model(spec: str) -> None:
+    from cxrlt.zero_shot.prompts import ClassPrompts
+    from cxrlt.zero_shot.scoring import Scoring, score_images
+
+    model = resolve("image_text_models", spec).build()
+    assert model.width == 3
+    pixels = np.stack([np.full((8, 8), value, np.uint8) for value in (0, 128, 255)])
+    prompts = [ClassPrompts(("a.", "bb."), ()), ClassPrompts(("a long prompt.",), ())]
+    probs = score_images(model, pixels, prompts, Scoring()).probs
+    assert probs.shape == (3, 2) and ((probs > 0) & (probs < 1)).all()
+    assert len(np.unique(probs.round(6))) > 1
+
+
+class HookTracker(Tracker):
+    """Keeps what it is told, each epoch under ``prefix``."""
+
+    def __init__(self, *, prefix: str = "epoch") -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.records: list[tuple] = []
+
+    def start(self, run: TrackedRun) -> None:
+        self.records.append(("start", run.name))
+
+    def log_epoch(self, epoch: int, values: dict) -> None:
+        self.records.append((f"{self.prefix}{epoch}", dict(values)))
+
+    def finish(self, metrics: dict, status: str) -> None:
+        self.records.append((status, dict(metrics)))
+
+
+def use_logger(spec: str) -> None:
+    tracking = Tracking([resolve("loggers", spec).build()])  # as `cxrlt run --log` does
+    [tracker] = tracking.trackers
+    tracker.start(TrackedRun("r", Path("."), {}, {}))
+    tracker.log_epoch(1, {"mAP": 0.5})
+    tracker.finish({"mAP": 0.6}, "FINISHED")
+    assert tracker.records == [("start", "r"), ("step1", {"mAP": 0.5}), ("FINISHED", {"mAP": 0.6})]
+
+
+def use_recipe(spec: str) -> None:
+    from cxrlt.cli.train import run_options
+
+    options = run_options({"lr": 0.5}, None, None, spec)  # as `cxrlt run --recipe` does
+    assert (options.epochs, options.lr) == (3, 0.5)
+
+
 @dataclass(frozen=True)
 class Case:
     """A hook's test: the entry's spec, its target (in this module) and how cxrlt uses it."""
@@ -312,6 +386,11 @@ CASES: dict[str, Case] = {
     ),
     "register_datasets": Case("hooktest-data:n_images=7", f"{__name__}:hook_dataset", use_dataset),
     "register_commands": Case("hooktest-hello", f"{__name__}:hook_command", use_command),
+    "register_loggers": Case("hooktest-logger:prefix=step", f"{__name__}:HookTracker", use_logger),
+    "register_recipes": Case("hooktest-recipe", "tests.plugins:hook_recipe.toml", use_recipe),
+    "register_image_text_models": Case(
+        "hooktest-clip:width=3", f"{__name__}:HookImageTextModel", use_image_text_model
+    ),
 }
 
 

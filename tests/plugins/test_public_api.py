@@ -26,11 +26,14 @@ PUBLIC_API = [
     "PATH_COLUMN",
     "PATIENT_COLUMN",
     "PostStep",
+    "Preprocessing",
     "Resolved",
     "Sampler",
     "Spec",
     "SubmissionFormat",
     "ThresholdPolicy",
+    "TrackedRun",
+    "Tracker",
     "__version__",
     "cxr_dataloaders",
     "cxr_learner",
@@ -47,6 +50,7 @@ PLUGIN_SOURCES = sorted(
     [
         *(ROOT / "plugins/cxrlt-template/cxrlt_template").glob("*.py"),
         *(ROOT / "plugins/cxrlt-xrv/cxrlt_xrv").glob("*.py"),
+        *(ROOT / "plugins/cxrlt-raddino/cxrlt_raddino").glob("*.py"),
     ]
 )
 

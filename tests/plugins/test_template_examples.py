@@ -27,6 +27,9 @@ EXAMPLES = {
     "thresholds": "my-threshold:fpr=0.2",
     "datasets": "my-dataset",
     "commands": "my-command",
+    "recipes": "my-recipe",
+    "image_text_models": "my-clip:width=8",
+    "loggers": "my-logger:path=epochs.jsonl",
 }
 
 

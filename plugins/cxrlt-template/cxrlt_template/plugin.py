@@ -90,3 +90,30 @@ def register_commands(register):
         "cxrlt_template.command:count_labels",
         summary="Template example: each class's image count in a data set, rarest first.",
     )
+
+
+@hookimpl
+def register_image_text_models(register):
+    register(
+        "my-clip",
+        "cxrlt_template.image_text:MyImageTextModel",
+        summary="Template example: intensity histograms and bags of words in one random space.",
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        "my-recipe",
+        "cxrlt_template:my-recipe.toml",
+        summary="Template example: run options with the source of each value.",
+    )
+
+
+@hookimpl
+def register_loggers(register):
+    register(
+        "my-logger",
+        "cxrlt_template.logger:JsonLinesTracker",
+        summary="Template example: each epoch's values as one JSON line.",
+    )

@@ -93,6 +93,11 @@ class XRVDenseNet(XRVBackbone):
         super().__init__(name="xrv-densenet121", weights=weights, resolution=224)
         self.features = _xrv().models.DenseNet(weights=None).features
 
+    @property
+    def explain_layer(self) -> nn.Module:
+        """Grad-CAM's layer (cxrlt explain): the last dense block's 1024-channel map."""
+        return self.features.norm5
+
     def body(self, images: torch.Tensor) -> torch.Tensor:
         return F.relu(self.features(images))
 

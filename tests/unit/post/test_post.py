@@ -42,7 +42,7 @@ def logits(model: torch.nn.Module, dls) -> torch.Tensor:
 
 def test_steps_are_registered():
     names = {entry.name for entry in registry("post").entries}
-    assert names == {"crt", "lws", "tau-norm", "tta", "normal-gating", "ema"}
+    assert names == {"crt", "lws", "tau-norm", "tta", "normal-gating", "ema", "study-views"}
     assert resolve("post", "tta:scales=[0.8]").params == {
         "flip": False,
         "scales": [0.8],
