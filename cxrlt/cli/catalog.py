@@ -77,11 +77,22 @@ def show(
         str, typer.Argument(help="A registered name or alias.", autocompletion=_complete_name)
     ],
     as_json: JsonOption = False,
+    read_input: Annotated[
+        bool,
+        typer.Option(
+            "--input",
+            help="Backbones: also the input pre-processing pinned for the model (range, mean, "
+            "std, channels) and its weights' licence, read from the model built on the meta "
+            "device (imports torch: a few seconds).",
+        ),
+    ] = False,
 ) -> None:
     """Describe one entry: summary, the paper it follows and where its defaults differ,
     parameters with defaults, and the plugin behind it. Read from the entry's source, so it
     answers without importing torch."""
     entry = registry(kind).get(name)
+    if read_input and entry.kind != "backbones":
+        raise CxrltError("--input describes a backbone's input: leave it out for other kinds.")
     if entry.kind == "recipes":  # a file of options, not a callable with parameters
         _show_recipe(entry, as_json)
         return
@@ -116,6 +127,19 @@ def show(
     else:
         console.print("No parameters.")
     console.print(f"target: {entry.target_path}")
+    if entry.kind == "backbones":
+        _print_input(name, read_input)
+
+
+def _print_input(name: str, read: bool) -> None:
+    """A backbone's pinned input pre-processing and licence, or how to see them."""
+    if not read:
+        console.print(f"input pre-processing and licence: cxrlt show backbone {name} --input")
+        return
+    from cxrlt.model.backbone import input_and_licence
+
+    for line in input_and_licence(name):
+        console.print(line, markup=False)
 
 
 def _show_recipe(entry: Entry, as_json: bool) -> None:

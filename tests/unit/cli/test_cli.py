@@ -52,6 +52,16 @@ def test_show_gives_a_data_sets_starting_weights_and_submission_formats():
     assert "submission format cxr-lt-2024 (id column dicom_id)" in real
 
 
+@pytest.mark.slow
+def test_show_input_gives_a_backbones_pinned_preprocessing_and_licence():
+    quick = " ".join(invoke("show", "backbone", "resnet18").output.split())
+    assert "cxrlt show backbone resnet18 --input" in quick and "mean" not in quick
+    text = " ".join(invoke("show", "backbone", "resnet18", "--input").output.split())
+    assert "1 channel(s), mean 0.449, std 0.226" in text and "licence: apache-2.0" in text
+    refused = invoke("show", "loss", "bce", "--input")
+    assert refused.exit_code == 2 and "leave it out for other kinds" in refused.output
+
+
 def test_plugins_lists_builtins_with_their_hooks():
     result = invoke("plugins", "--json")
     assert result.exit_code == 0
