@@ -21,6 +21,7 @@ Test-time augmentation is left out of the explained model: Grad-CAM explains one
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -198,8 +199,10 @@ def class_indices(config: RunConfig, classes: Sequence[str] | None) -> list[int]
     known = list(config.data.classes)
     unknown = [name for name in classes if name not in known]
     if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"Closest to {unknown[0]!r}: {close[0]!r}. " if close else ""
         raise CxrltError(
-            f"Unknown class {', '.join(map(repr, unknown))}: the run's classes are "
+            f"Unknown class {', '.join(map(repr, unknown))}. {hint}The run's classes are "
             f"{', '.join(known)}."
         )
     return [known.index(name) for name in dict.fromkeys(classes)]

@@ -97,6 +97,11 @@ def _check_weights(open_clip: Any, model_name: str, pretrained: str | None) -> N
 def _check_folder(model_name: str, folder: Path) -> None:
     """A ``local-dir:`` folder holds a config and weights (OpenCLIP would build a random model
     from a config alone)."""
+    if not folder.is_dir():
+        raise CxrltError(
+            f"{model_name!r}: the folder {folder} does not exist. Give a folder laid out as an "
+            "OpenCLIP hf-hub repository (open_clip_config.json and the weights)."
+        )
     has_config = (folder / "open_clip_config.json").is_file()
     has_weights = any(next(folder.glob(f"*{suffix}"), None) for suffix in _WEIGHT_SUFFIXES)
     if not (has_config and has_weights):

@@ -8,6 +8,7 @@ full under ``[prompts]`` and ``[negative_prompts]``. The built-in set
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,10 +51,12 @@ class PromptSet:
         by_key = {normalise(name): prompts for name, prompts in self.classes.items()}
         missing = [name for name in names if normalise(name) not in by_key]
         if missing:
+            close = difflib.get_close_matches(missing[0], list(self.classes), n=1)
+            hint = f"Closest to {missing[0]!r}: {close[0]!r}. " if close else ""
             raise CxrltError(
                 f"The prompt set {self.source} has no prompts for {', '.join(map(repr, missing))}"
-                f" (it has {len(self.classes)} classes). Copy it, add the classes' terms under "
-                "[classes], and pass the copy with --prompts FILE."
+                f" (it has {len(self.classes)} classes). {hint}Otherwise copy it, add the "
+                "classes' terms under [classes], and pass the copy with --prompts FILE."
             )
         return [by_key[normalise(name)] for name in names]
 

@@ -215,7 +215,8 @@ def no_model(monkeypatch):
     ("change", "fragment"),
     [
         ({"images": ["missing.png"]}, "missing.png does not exist"),
-        ({"classes": ["Nodule", "Elbow"]}, "Unknown class 'Elbow'.*the run's classes are"),
+        ({"classes": ["Nodule", "Elbow"]}, "Unknown class 'Elbow'. The run's classes are"),
+        ({"classes": ["Nodul"]}, "Unknown class 'Nodul'. Closest to 'Nodul': 'Nodule'"),
         ({"top_k": 0}, "top_k must be at least 1"),
     ],
 )

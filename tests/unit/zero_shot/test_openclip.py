@@ -54,6 +54,8 @@ def test_an_architecture_without_weights_lists_its_tags():
 
 
 def test_a_folder_without_a_config_or_weights_is_named(folder, tmp_path):
+    with pytest.raises(CxrltError, match="the folder .*no-clip does not exist"):
+        resolve("image_text_models", f"local-dir:{tmp_path / 'no-clip'}").build()
     with pytest.raises(CxrltError, match="holds no open_clip_config.json"):
         resolve("image_text_models", f"local-dir:{tmp_path}").build()
     (tmp_path / "open_clip_config.json").write_text((folder / "open_clip_config.json").read_text())

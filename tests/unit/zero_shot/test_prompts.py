@@ -54,6 +54,11 @@ def test_missing_classes_are_all_named_with_the_file(tmp_path):
     assert str(path) in str(e.value)
 
 
+def test_a_misspelt_class_gets_the_closest_name():
+    with pytest.raises(CxrltError, match="Closest to 'Pneumothorx': 'Pneumothorax'"):
+        load_prompt_set(None).for_classes(["Pneumothorx"])
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
