@@ -75,7 +75,7 @@ def test_bad_input_exits_2_before_any_model_work(run, images, tmp_path):
     refused(
         ["explain", run, *images, "--classes", "Elbow", "--out", out],
         "Unknown class 'Elbow'",
-        "the run's classes are",
+        "The run's classes are",
         absent=[out],
     )
     refused(["explain", tmp_path, *images, "--out", out], "config.json", absent=[out])
