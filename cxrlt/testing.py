@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -653,6 +654,25 @@ def check_metadata(resolved: Resolved) -> None:
             "each submission format names its classes once each, apart from the id column",
             f"{fmt.name}: {fmt.id_column!r}, {classes!r}",
         )
+
+
+def check_run_reloads(run_dir: Path | str, dataset: str, size: int) -> None:
+    """A finished run rebuilt with ``cxrlt.load_run`` gives the logits it wrote for its
+    validation images (``dataset`` and ``size`` as it ran): what a backbone plugin's weights
+    and pre-processing must survive."""
+    from cxrlt.data.loaders import cxr_dataloaders
+    from cxrlt.outputs.run_dir import RunDir
+    from cxrlt.prediction import load_run
+
+    trained = load_run(run_dir)
+    valid = cxr_dataloaders(dataset, size=size, bs=32, device="cpu").valid.dataset
+    images = np.stack([valid[i][0].numpy() for i in range(len(valid))])
+    saved = RunDir(run_dir, check=False).read_predictions(trained.classes)
+    _require(
+        np.allclose(trained.logits(images), saved.logits, atol=1e-5),
+        f"The run {run_dir}",
+        "rebuilt from its folder, it gives the logits it wrote",
+    )
 
 
 def check_entry(kind: str, spec: SpecLike) -> None:

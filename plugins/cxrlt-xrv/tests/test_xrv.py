@@ -10,8 +10,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from cxrlt_xrv.backbone import _xrv  # the README's test command installs the plugin
@@ -350,13 +348,6 @@ def test_tiny_run_completes_and_records_the_plugin(run_dir) -> None:
 
 @pytest.mark.slow
 def test_reloaded_run_reproduces_its_logits(run_dir) -> None:
-    from cxrlt.data.labels import CXR_LT_2026_CLASSES
-    from cxrlt.data.loaders import cxr_dataloaders
-    from cxrlt.prediction import load_run
+    from cxrlt.testing import check_run_reloads
 
-    trained = load_run(run_dir)
-    dls = cxr_dataloaders(TINY_DATA, size=32, bs=32, device="cpu")
-    images = np.stack([dls.valid.dataset[i][0].numpy() for i in range(len(dls.valid.dataset))])
-    saved = pd.read_csv(run_dir / "valid_predictions.csv")
-    expected = saved[[f"logit:{c}" for c in CXR_LT_2026_CLASSES]].to_numpy()
-    assert np.allclose(trained.logits(images), expected, atol=1e-5)
+    check_run_reloads(run_dir, TINY_DATA, size=32)
