@@ -25,11 +25,15 @@ from cxrlt.data.labels import (
 from cxrlt.data.table import (
     ID_COLUMN,
     PATH_COLUMN,
+    PATIENT_COLUMN,
     LabelledImages,
+    ViewColumns,
     locate_images,
     read_csv,
     read_labelled_csv,
+    read_patient_file,
     strip_ids,
+    study_note,
 )
 from cxrlt.errors import CxrltError
 
@@ -102,6 +106,11 @@ class ChallengeFile:
 
 
 PADCHEST_LABELS = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+# The challenge's files give each image's patient and day; PadChest's own label file also its
+# study and projection (PA, AP, L, ...).
+PADCHEST_VIEWS = ViewColumns(study="StudyID", date="StudyDate_DICOM", projection="Projection")
+# MIMIC-CXR's study ID, and the DICOM view position where a file carries it.
+MIMIC_VIEWS = ViewColumns(study="study_id", projection="ViewPosition")
 # The one list of the CXR-LT 2026 files and the names they are found under
 # (docs/guides/real-data.md lists them; tests check it).
 CXR_LT_2026_FILES: dict[str, ChallengeFile] = {
@@ -117,23 +126,40 @@ CXR_LT_2026_FILES: dict[str, ChallengeFile] = {
 }
 
 
-def read_image_list(csv_path: Path, image_root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The images a removal or test list names (ImageID, path), and notes on how it was read.
+def read_image_list(
+    csv_path: Path,
+    image_root: Path,
+    views: ViewColumns | None = None,
+    known: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The images a removal or test list names (ImageID, path), and notes on how it was read;
+    with ``views``, their study and projection too, where the list (or ``known``, first, as
+    for :meth:`ViewColumns.read`) gives them.
 
-    Only ImageID is read: the 2026 test CSV ends in 30 columns without a name. Paths are
-    checked when predicting, not here: a removal list names images that need not be there.
+    Only named columns are read: the 2026 test CSV ends in 30 columns without a name. Paths
+    are checked when predicting, not here: a removal list names images that need not be there.
     """
-    read = read_csv(csv_path, text_columns=[ID_COLUMN], columns=[ID_COLUMN])
+    optional = [PATIENT_COLUMN, *views.columns] if views else []
+    read = read_csv(
+        csv_path, text_columns=[ID_COLUMN, *optional], columns=[ID_COLUMN], optional=optional
+    )
     ids, stripped = strip_ids(read.frame[ID_COLUMN], read.lines, csv_path)
     paths, _ = locate_images(ids, image_root)
+    table = pd.DataFrame({ID_COLUMN: ids, PATH_COLUMN: paths})
     notes = (*read.notes, stripped) if stripped else read.notes
-    return pd.DataFrame({ID_COLUMN: ids, PATH_COLUMN: paths}), notes
+    if views:
+        table = table.join(views.read(read.frame.assign(**{ID_COLUMN: ids}), known))
+        notes = (*notes, study_note(table, csv_path) or "")
+    return table, tuple(note for note in notes if note)
 
 
-def read_test_images(test_csv: Path | None, image_root: Path) -> pd.DataFrame | None:
-    """The unlabelled test images listed in ``test_csv`` (ImageID, path), if it exists, for a
-    test list cxrlt wrote itself (the embedded data set): how it was read is not reported."""
-    return None if test_csv is None else read_image_list(test_csv, image_root)[0]
+def read_test_images(
+    test_csv: Path | None, image_root: Path, views: ViewColumns | None = None
+) -> pd.DataFrame | None:
+    """The unlabelled test images listed in ``test_csv`` (ImageID, path, and with ``views``
+    their study and projection), if it exists, for a test list cxrlt wrote itself (the
+    embedded data set): how it was read is not reported."""
+    return None if test_csv is None else read_image_list(test_csv, image_root, views)[0]
 
 
 def _remove_ids(data: LabelledImages, ids: pd.Series) -> tuple[LabelledImages, int]:
@@ -143,11 +169,17 @@ def _remove_ids(data: LabelledImages, ids: pd.Series) -> tuple[LabelledImages, i
 
 
 def _keep_test_images_out(
-    data: LabelledImages, removal_csv: Path | None, test_csv: Path | None, image_root: Path
+    data: LabelledImages,
+    removal_csv: Path | None,
+    test_csv: Path | None,
+    image_root: Path,
+    views: ViewColumns | None = None,
+    known: pd.DataFrame | None = None,
 ) -> LabelledImages:
     """Drop from training the images on the removal list, then those on the test list, each
-    counted, and keep the test images for prediction. Finding neither list is a warning:
-    nothing would then keep the challenge's evaluation images out of training."""
+    counted, and keep the test images (with their ``views``) for prediction. Finding neither
+    list is a warning: nothing would then keep the challenge's evaluation images out of
+    training."""
     notes, warnings = list(data.notes), list(data.warnings)
     record = {"removal": None, "test": None}
     test = None
@@ -158,7 +190,7 @@ def _keep_test_images_out(
         notes.append(f"Removed {removed} images listed in {removal_csv.name} from training.")
         record.update(removal=str(removal_csv), removed_by_removal_list=removed)
     if test_csv is not None:
-        test, read_notes = read_image_list(test_csv, image_root)
+        test, read_notes = read_image_list(test_csv, image_root, views, known)
         notes += read_notes
         data, removed = _remove_ids(data, test[ID_COLUMN])
         notes.append(
@@ -207,8 +239,9 @@ def cxr_lt_2026(
 
     A file parameter left out is looked for under the names of ``CXR_LT_2026_FILES``; a file
     named must exist. ``patients_csv`` (PadChest's own label CSV) restores the PatientIDs
-    that a spreadsheet turned into numbers like 1.90E+38; ``split_by=image`` makes each image
-    its own patient.
+    that a spreadsheet turned into numbers like 1.90E+38 and gives each image's study and
+    projection (without it a study is one patient's images of one day, where the PatientID
+    is intact); ``split_by=image`` makes each image its own patient.
     """
     name, files = "cxr-lt-2026", CXR_LT_2026_FILES
     train_names = " or ".join(files["train_csv"].names)
@@ -221,6 +254,8 @@ def cxr_lt_2026(
     }
     found = {p: file.find(folder, named[p], name) for p, file in files.items()}
     root = folder / images
+    restore = f"name PadChest's own label file ({PADCHEST_LABELS}, or .csv.gz) with --dataset "
+    restore += f"{name}:patients_csv=PATH"
     data = read_labelled_csv(
         found["train_csv"],
         root,
@@ -229,11 +264,16 @@ def cxr_lt_2026(
         meta_columns=CXR_LT_2026_META_COLUMNS,
         ignore_columns=ignore_columns,
         patients_csv=found["patients_csv"],
-        patient_fix=f"To restore exact groups, name PadChest's own label file ({PADCHEST_LABELS}"
-        f", or .csv.gz) with --dataset {name}:patients_csv=PATH.",
+        patient_fix=f"To restore exact groups, {restore}.",
         split_by=split_by,
+        views=PADCHEST_VIEWS,
+        study_fix="" if found["patients_csv"] else f"To give every image its study, {restore}.",
     )
-    data = _keep_test_images_out(data, found["removal_csv"], found["test_csv"], root)
+    patient_file = found["patients_csv"]
+    known = read_patient_file(patient_file, PADCHEST_VIEWS.columns) if patient_file else None
+    data = _keep_test_images_out(
+        data, found["removal_csv"], found["test_csv"], root, PADCHEST_VIEWS, known
+    )
     return replace(data, zero_shot_classes=CXR_LT_2026_TASK2_CLASSES)
 
 
@@ -258,6 +298,7 @@ def _mimic(
         meta_columns=MIMIC_META_COLUMNS,
         ignore_columns=ignore_columns,
         split_by=split_by,
+        views=MIMIC_VIEWS,
     )
 
 
@@ -298,20 +339,30 @@ def labelled_csv(
     image_column: str = "path",
     labels: Sequence[str] | None = None,
     patient_column: str | None = None,
+    study_column: str | None = None,
+    date_column: str | None = None,
+    projection_column: str | None = None,
     ignore_columns: Sequence[str] = (),
     split_by: SplitBy = "patient",
 ) -> LabelledImages:
     """Any labelled chest X-ray set: a CSV with an image path column and one 0/1 column per label.
 
-    ``labels`` defaults to every column other than the image, patient and ignored ones.
-    Without ``patient_column`` each image is its own patient (noted).
+    ``labels`` defaults to every column other than the image, patient, study and ignored ones.
+    Without ``patient_column`` each image is its own patient (noted). ``study_column`` (or
+    ``date_column``, a study being one patient's images of one day) and ``projection_column``
+    say which images are views of one study, for ``--post study-views``.
     """
     folder = data_folder(path, "csv", f"{csv} and the images it names")
+    if date_column and not patient_column:
+        raise CxrltError(
+            f"--dataset csv:date_column={date_column} makes a study of one patient's images of "
+            "one day, so it needs patient_column=NAME too (or name a study_column instead)."
+        )
+    views = ViewColumns(study_column, date_column, projection_column, required=True)
+    named = [c for c in (image_column, patient_column, *views.columns) if c]
     if labels is None:
-        needed = [c for c in (image_column, patient_column) if c]
-        header = read_csv(folder / csv, text_columns=needed, required=needed).frame.columns
-        skip = {image_column, patient_column, *ignore_columns}
-        labels = [c for c in header if c not in skip]
+        header = read_csv(folder / csv, text_columns=named, required=named).frame.columns
+        labels = [c for c in header if c not in {*named, *ignore_columns}]
     return read_labelled_csv(
         folder / csv,
         folder / images,
@@ -319,7 +370,8 @@ def labelled_csv(
         name="csv",
         id_column=image_column,
         patient_column=patient_column,
-        meta_columns=[c for c in (image_column, patient_column) if c],
+        meta_columns=named,
         ignore_columns=ignore_columns,
         split_by=split_by,
+        views=views if views.columns else None,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from cxrlt.data.challenges import read_test_images
 from cxrlt.data.labels import CXR_LT_2026_CLASSES
 from cxrlt.data.synthetic import GENERATOR_VERSION, STUDY_COLUMNS, write_synthetic_cxr
-from cxrlt.data.table import ID_COLUMN, LabelledImages, ViewColumns, read_csv, read_labelled_csv
+from cxrlt.data.table import LabelledImages, ViewColumns, read_labelled_csv
 from cxrlt.errors import CxrltError
 from cxrlt.io import cache_dir
 
@@ -82,9 +82,4 @@ def synthetic_dataset(
     test_csv = folder / "test_task1.csv"
     if not test_csv.exists():
         return data
-    test = read_test_images(test_csv, folder / "images")
-    if study_views is not None:
-        columns = [ID_COLUMN, *study_views.columns]
-        listed = read_csv(test_csv, text_columns=columns, columns=columns).frame
-        test = test.join(study_views.read(listed))
-    return replace(data, test=test)
+    return replace(data, test=read_test_images(test_csv, folder / "images", study_views))

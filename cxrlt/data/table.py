@@ -11,6 +11,7 @@ import bz2
 import codecs
 import csv
 import difflib
+import functools
 import gzip
 import io
 import lzma
@@ -123,31 +124,59 @@ def normalised_projection(text: str) -> str:
 class ViewColumns:
     """Where a label file says which study each image belongs to and its projection.
 
-    A study is the ``study`` column's value where the file has it, else the patient and the
-    ``date`` column's value together (one patient's images of one day); without either the
-    images have no study. Each column is read only where the file has it.
+    An image's study is its ``study`` column's value where the file gives one, else its
+    patient and its ``date`` column's value together (one patient's images of one day), else
+    unknown (blank): a PatientID that a spreadsheet turned into a number like 1.90E+38 is
+    shared by many patients, so it makes no study. Each column is read only where the file
+    has it, unless ``required`` (a user named them: each must be there).
     """
 
     study: str | None = None
     date: str | None = None
     projection: str | None = None
+    required: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for c in (self.study, self.date, self.projection) if c)
 
-    def read(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The ``study`` and ``projection`` columns of ``frame`` (with its PatientID), those
-        the file has."""
+    def read(self, frame: pd.DataFrame, known: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The ``study`` and ``projection`` of each row of ``frame`` (ImageID, PatientID and
+        those of the columns it has), each column only where some row has a value.
+        ``known`` (indexed by ImageID, such as PadChest's own label file) gives its values
+        (PatientID among them) first for the images it holds."""
+        frame = frame.copy()
+        for column in (PATIENT_COLUMN, *self.columns):
+            if known is not None and column in known:
+                listed = frame[ID_COLUMN].map(known[column])
+                frame[column] = listed.where(listed.notna(), frame.get(column))
+        text = {c: frame[c].fillna("").astype(str).str.strip() for c in self.columns if c in frame}
+        study = pd.Series("", index=frame.index)
+        if self.date in text and PATIENT_COLUMN in frame:
+            patient = frame[PATIENT_COLUMN].fillna("").astype(str).str.strip()
+            dated = (patient != "") & (text[self.date] != "") & ~patient.str.match(_SCIENTIFIC)
+            study = study.mask(dated, patient + "/" + text[self.date])
+        if self.study in text:
+            study = text[self.study].where(text[self.study] != "", study)
         out = pd.DataFrame(index=frame.index)
-        if self.study and self.study in frame:
-            out[STUDY_COLUMN] = frame[self.study].astype(str).str.strip()
-        elif self.date and self.date in frame:
-            day = frame[self.date].astype(str).str.strip()
-            out[STUDY_COLUMN] = frame[PATIENT_COLUMN].astype(str) + "/" + day
-        if self.projection and self.projection in frame:
-            out[PROJECTION_COLUMN] = frame[self.projection].map(normalised_projection)
+        if (study != "").any():
+            out[STUDY_COLUMN] = study
+        if self.projection in text and (text[self.projection] != "").any():
+            out[PROJECTION_COLUMN] = text[self.projection].map(normalised_projection)
         return out
+
+
+def study_note(views: pd.DataFrame, source: Path, fix: str = "") -> str | None:
+    """A note counting the images whose study is unknown while others' are known (under
+    ``study-views`` they keep their own predictions); ``fix`` says how to give them one."""
+    if STUDY_COLUMN not in views or (views[STUDY_COLUMN] != "").all():
+        return None
+    unknown = int((views[STUDY_COLUMN] == "").sum())
+    return (
+        f"{source.name} gives no study for {unknown} of its {len(views)} images (no study ID, "
+        "or no usable PatientID and date): study-views leaves their predictions as they are."
+        + (f" {fix}" if fix else "")
+    )
 
 
 @dataclass(frozen=True)
@@ -165,6 +194,7 @@ def read_csv(
     *,
     text_columns: Sequence[str] = (),
     columns: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
     required: Sequence[str] = (),
     ragged_fix: str = RAGGED_FIX,
 ) -> CsvFile:
@@ -173,7 +203,8 @@ def read_csv(
 
     The encoding (UTF-8, else a byte-order mark's, else Windows-1252) and the separator (comma,
     else the one the header uses) are detected and noted. ``columns`` reads only those (each
-    must be there), which saves time on wide files. ``ragged_fix`` is the advice for rows
+    must be there) and those of ``optional`` the file has, which saves time on wide files.
+    ``ragged_fix`` is the advice for rows
     with the wrong number of fields (for a file cxrlt wrote: restore it, not edit it).
     """
     raw = _read_bytes(csv_path)
@@ -193,7 +224,7 @@ def read_csv(
         encoding=encoding,
         dtype={c: str for c in text_columns},
         keep_default_na=False,
-        usecols=None if columns is None else lambda c: c in columns,
+        usecols=None if columns is None else lambda c: c in columns or c in optional,
     )
     if frame.empty:
         raise CxrltError(
@@ -520,25 +551,40 @@ def patient_note(patients: pd.Series, fix: str = "") -> str | None:
     )
 
 
-def read_patient_ids(csv_path: Path) -> pd.Series:
-    """PatientID by ImageID from a file that holds both, such as PadChest's own label CSV,
-    whose IDs never went through a spreadsheet."""
+def read_patient_file(csv_path: Path, optional: Sequence[str] = ()) -> pd.DataFrame:
+    """PatientID, and those ``optional`` columns it has, by ImageID from a file that holds
+    them, such as PadChest's own label CSV, whose IDs never went through a spreadsheet (and
+    which names each image's study and projection).
+
+    The last files read are kept (while unchanged): a data set reads one for its training
+    images and again for its test images, and PadChest's has 160,000 rows."""
+    stat = csv_path.stat()
+    return _read_patient_file(csv_path, tuple(optional), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_patient_file(
+    csv_path: Path, optional: tuple[str, ...], _mtime: int, _size: int
+) -> pd.DataFrame:
     columns = [ID_COLUMN, PATIENT_COLUMN]
-    frame = read_csv(csv_path, text_columns=columns, columns=columns).frame.drop_duplicates()
+    others = [c for c in optional if c not in columns]
+    read = read_csv(csv_path, text_columns=[*columns, *others], columns=columns, optional=others)
+    frame = read.frame.drop_duplicates()
     twice = frame[ID_COLUMN].duplicated()
     if twice.any():
         raise CxrltError(
             f"{csv_path}: the {ID_COLUMN} {frame[ID_COLUMN][twice].iloc[0]} has two "
             f"{PATIENT_COLUMN}s. Keep one row per image."
         )
-    return frame.set_index(ID_COLUMN)[PATIENT_COLUMN]
+    return frame.set_index(ID_COLUMN)
 
 
 def _restore_patients(
-    ids: pd.Series, patients: pd.Series, patients_csv: Path
+    ids: pd.Series, patients: pd.Series, known: pd.DataFrame, patients_csv: Path
 ) -> tuple[pd.Series, int, str]:
-    """The PatientIDs of ``patients_csv`` where it has the image; the others keep theirs."""
-    found = ids.map(read_patient_ids(patients_csv))
+    """The PatientIDs ``known`` (read from ``patients_csv``) where it has the image; the others
+    keep theirs."""
+    found = ids.map(known[PATIENT_COLUMN])
     missing = int(found.isna().sum())
     if missing == len(ids):
         raise CxrltError(
@@ -599,6 +645,7 @@ def read_labelled_csv(
     patient_fix: str = "",
     split_by: str = "patient",
     views: ViewColumns | None = None,
+    study_fix: str = "",
 ) -> LabelledImages:
     """Read a label CSV (an ID, metadata, one 0/1 column per class) and find its images.
 
@@ -608,7 +655,8 @@ def read_labelled_csv(
     images it holds; ``patient_fix`` is the advice given, without it, when the IDs look like
     spreadsheet numbers. A blank PatientID is a row problem; a single patient stops.
     ``views`` names the columns of each image's study and projection, read where the file
-    has them.
+    (or ``patients_csv``, first) has them; ``study_fix`` is the advice given when some images'
+    studies are unknown.
     """
     by_image = split_by == "image" or not patient_column
     if by_image and patients_csv is not None:
@@ -617,10 +665,12 @@ def read_labelled_csv(
             "(PatientIDs are then not used): leave one of them out."
         )
     view_columns = views.columns if views else ()
+    known = read_patient_file(patients_csv, view_columns) if patients_csv else None
     id_like = [
         c for c in (id_column, path_column, patient_column, *meta_columns, *view_columns) if c
     ]
     needed = [c for c in (id_column, path_column, patient_column) if c]
+    needed += view_columns if views and views.required else ()
     read = read_csv(csv_path, text_columns=[*id_like, *classes], required=needed)
     frame, notes = read.frame, list(read.notes)
     _check_label_columns(
@@ -653,7 +703,9 @@ def read_labelled_csv(
     else:
         patients = frame[patient_column]
         if patients_csv is not None:
-            patients, missing, note = _restore_patients(frame[id_column], patients, patients_csv)
+            patients, missing, note = _restore_patients(
+                frame[id_column], patients, known, patients_csv
+            )
             notes.append(note)
             provenance.update(patients=str(patients_csv), patients_not_found=missing)
         problems += _patient_problems(
@@ -666,7 +718,11 @@ def read_labelled_csv(
     table[LINE_COLUMN] = read.lines
     table[list(classes)] = labels
     if views:
-        table = pd.concat([table, views.read(frame.assign(**{PATIENT_COLUMN: patients}))], axis=1)
+        # Studies are the patients' own, even when the split ignores them.
+        study_patients = frame[patient_column] if by_image and patient_column else patients
+        listed = frame.assign(**{ID_COLUMN: frame[id_column], PATIENT_COLUMN: study_patients})
+        table = pd.concat([table, views.read(listed, known)], axis=1)
+        notes.append(study_note(table, csv_path, study_fix) or "")
     return LabelledImages(
         name,
         tuple(classes),

@@ -93,8 +93,10 @@ class StudyViews(PostStep):
                 raise CxrltError(
                     f"study-views: the {part} images of the data set {data.name!r} name no "
                     f"{' or '.join(missing)}, so their predictions cannot be merged by study. "
-                    "Use a data set whose files give each image's study (and projection), e.g. "
-                    "--dataset synthetic:views=2, or leave study-views out"
+                    "Use files that give each image's study (and projection): for cxr-lt-2026 "
+                    "name PadChest's own label file with patients_csv=PATH, for csv name "
+                    "study_column= (projection_column=), or try --dataset synthetic:views=2; "
+                    "or leave study-views out"
                     + (" or use method=mean." if PROJECTION_COLUMN in missing else ".")
                 )
 

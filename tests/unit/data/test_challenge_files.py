@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrlt.cli import app
-from cxrlt.data.challenges import CXR_LT_2026_FILES, PADCHEST_LABELS
+from cxrlt.data.challenges import CXR_LT_2026_FILES, PADCHEST_LABELS, PADCHEST_VIEWS
 from cxrlt.data.labels import (
     CXR_LT_2023_CLASSES,
     CXR_LT_2024_CLASSES,
@@ -21,7 +21,7 @@ from cxrlt.data.labels import (
     CXR_LT_2026_TASK2_CLASSES,
     MIMIC_META_COLUMNS,
 )
-from cxrlt.data.table import read_patient_ids
+from cxrlt.data.table import read_patient_file
 from cxrlt.errors import CxrltError
 from tests.unit.data.test_datasets import build, cxrlt26, synthetic_source  # noqa: F401 (fixtures)
 from tests.unit.outputs.test_submission import declared_format
@@ -194,10 +194,11 @@ def test_the_real_padchest_label_file_gives_every_image_its_patient():
     if spec is None or spec.origin is None:
         pytest.skip("torchxrayvision (which ships PadChest's label CSV) is not installed")
     labels = Path(spec.origin).parent / "data" / f"{PADCHEST_LABELS}.gz"
-    patients = read_patient_ids(labels)
-    assert len(patients) == 160_861 and patients.index.is_unique
+    known = read_patient_file(labels, PADCHEST_VIEWS.columns)
+    assert len(known) == 160_861 and known.index.is_unique
     image = "20536686640136348236148679891455886468_k6ga29.png"
-    assert patients[image] == "839860488694292331637988235681460987"  # 36 digits, as text
+    assert known.loc[image, "PatientID"] == "839860488694292331637988235681460987"  # as text
+    assert set(PADCHEST_VIEWS.columns) <= set(known.columns)  # its studies and projections
 
 
 def test_the_real_data_guide_lists_the_names_of_every_2026_file():
