@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# GPU benchmark: training images/s and peak GPU memory of convnext_large at 512 px, bf16
-# autocast and channels-last: cxrlt's learner (as `cxrlt run` builds it) against a plain
-# PyTorch loop in the same process, then the cxrlt learner with DDP on every GPU present.
+# GPU benchmark: training images/s, peak GPU memory and host synchronisations per batch of
+# convnext_large at 512 px, bf16 autocast and channels-last: cxrlt's learner (as `cxrlt run`
+# builds it) against a plain PyTorch loop (torch's fused AdamW) in the same process; whether
+# cxrlt's loader with on-device augmentation keeps up (loader images/s over training images/s);
+# then the cxrlt learner with DDP on every GPU present (scaling efficiency).
 #
 # On a GPU machine, from anywhere, with the repository's .venv (or any Python where torch,
 # timm and fastai import; cxrlt is put on PYTHONPATH from this checkout). Installs nothing.
@@ -11,15 +13,17 @@
 #     bash bench/gpu.sh --dry-run --out /tmp/g # CPU: tiny model, 2 ranks over gloo (the tests)
 #     PYTHON=/path/to/python bash bench/gpu.sh # another interpreter
 #
-# Steps: (1) one process times the plain arm, then the cxrlt arm, on the first GPU and writes
-# gpu.json/.md; (2) with N > 1 GPUs (torch.cuda.device_count(), so CUDA_VISIBLE_DEVICES
-# applies), `torchrun --standalone --nproc_per_node=N` runs the cxrlt arm on every GPU and
-# adds the multi-GPU images/s and the scaling efficiency against step (1) to the same files.
+# Steps: (1) one process times the plain arm, the cxrlt arm, then the loader alone, on the
+# first GPU and writes gpu.json/.md; (2) with N > 1 GPUs (torch.cuda.device_count(), so
+# CUDA_VISIBLE_DEVICES applies), `torchrun --standalone --nproc_per_node=N` runs the cxrlt arm
+# on every GPU and adds the multi-GPU images/s and the scaling efficiency against step (1) to
+# the same files.
 #
 # Expected runtime: 1 to 3 minutes on one H100 (imports, drawing ~1,500 synthetic images and
-# caching them at 512 px, two models of 200M parameters built, 2 x 40 steps of ~0.1 s each);
-# the DDP step adds about a minute plus the larger data set N GPUs need (drawn once, serially:
-# about 10 s per 1,000 images). Peak memory about 25 GiB per GPU at the default batch of 32.
+# caching them at 512 px, two models of 200M parameters built, 2 x 45 steps of ~0.1 s each,
+# 40 loader batches); the DDP step adds about a minute plus the larger data set N GPUs need
+# (drawn once, serially: about 10 s per 1,000 images). Peak memory about 25 GiB per GPU at
+# the default batch of 32.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -23,7 +23,9 @@ __all__ = [
     "BCELoss",
     "Backbone",
     "Calibrator",
+    "CellOutcome",
     "CxrltError",
+    "Executor",
     "Head",
     "ID_COLUMN",
     "LINE_COLUMN",
@@ -49,6 +51,8 @@ __all__ = [
     "read_csv",
     "registry",
     "resolve",
+    "run_cell",
+    "run_pipeline",
     "training_label_counts",
 ]
 
@@ -71,6 +75,7 @@ if TYPE_CHECKING:
         locate_images,
         read_csv,
     )
+    from cxrlt.executors import CellOutcome, Executor, run_cell, run_pipeline
     from cxrlt.model.contracts import Backbone, Head
     from cxrlt.model.preprocessing import Preprocessing
     from cxrlt.post import PostStep
@@ -81,8 +86,10 @@ if TYPE_CHECKING:
 
 # The module each heavy name comes from. By hook contract: losses subclass BCELoss, post steps
 # PostStep, calibrators Calibrator, threshold policies ThresholdPolicy, loggers Tracker;
-# samplers, backbones and heads follow the protocols Sampler, Backbone and Head; data sets return
-# LabelledImages (a table with the columns named here, built with read_csv and locate_images).
+# samplers, backbones, heads and executors follow the protocols Sampler, Backbone, Head and
+# Executor (an executor runs each cell with run_cell, run_pipeline its default run, and reports
+# CellOutcomes); data sets return LabelledImages (a table with the columns named here, built with
+# read_csv and locate_images).
 _LAZY = {
     "cxr_dataloaders": "cxrlt.data.loaders",
     "cxr_learner": "cxrlt.training.learner",
@@ -99,6 +106,7 @@ _LAZY = {
     "ThresholdPolicy": "cxrlt.calibration.thresholds",
     "Tracker": "cxrlt.training.tracking",
     "TrackedRun": "cxrlt.training.tracking",
+    **dict.fromkeys(("CellOutcome", "Executor", "run_cell", "run_pipeline"), "cxrlt.executors"),
     **dict.fromkeys(
         (
             "LabelledImages",

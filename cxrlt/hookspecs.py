@@ -135,3 +135,12 @@ def register_image_text_models(register):
     applies the model's own preprocessing, ``encode_texts(texts)`` takes prompts; both return
     unit-length (N, D) embeddings. Names not registered go to the name sources: the built-in
     one takes any OpenCLIP model name, ``hf-hub:`` id or ``local-dir:`` folder."""
+
+
+@hookspec
+def register_executors(register):
+    """Where a sweep's cells run (``cxrlt sweep --executor``). Target:
+    ``f(**params) -> Executor``, a ``cxrlt.Executor``: ``run(sweep, report, run)`` calls
+    ``cxrlt.run_cell(sweep, cell, run)`` for every cell of ``sweep.runs``, wherever
+    it likes (a post-training cell after its trained cell), calls ``report`` with each outcome
+    in the calling process, and returns the outcomes."""

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cxrlt.builtins.recipes",
     "cxrlt.builtins.loggers",
     "cxrlt.builtins.image_text",
+    "cxrlt.builtins.executors",
 )
 
 

@@ -56,6 +56,7 @@ KINDS: dict[str, Kind] = {
         Kind("recipes", "recipe"),
         Kind("loggers", "logger"),
         Kind("image_text_models", "image-text model"),
+        Kind("executors", "executor"),
     )
 }
 _KIND_WORDS = {word: kind for kind in KINDS.values() for word in (kind.name, kind.singular)}

@@ -14,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-import time
-from collections.abc import Callable, Sequence
-from contextlib import redirect_stdout
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from cxrlt.errors import CxrltError
 from cxrlt.io import read_json, write_json
@@ -268,56 +265,6 @@ def cell_state(path: Path) -> str:
     if run_dir.read_config().status == COMPLETE and run_dir.file(METRICS).is_file():
         return "complete"
     return "interrupted" if (path / CHECKPOINT).is_file() else "started"
-
-
-RunCell = Callable[[RunOptions, Console, bool], Any]
-
-
-def _run_pipeline(options: RunOptions, console: Console, resume: bool) -> Any:
-    from cxrlt.workflows.run import run
-
-    return run(options, console, resume=resume)
-
-
-def run_sweep(sweep: Sweep, console: Console, *, run_cell: RunCell = _run_pipeline) -> list[str]:
-    """Run the cells not yet complete, in order; returns one line per cell that failed.
-
-    A cell that fails with a :class:`CxrltError` (a NaN loss, a model too large) is noted and
-    the sweep goes on; the cells that start from it are left out. Each cell's own output goes
-    to ``logs/<cell>.txt`` beside the cells (outside the cell's folder, which a rerun of the
-    cell clears), training progress as one line per epoch.
-    """
-    sweep.check()
-    sweep.save()
-    failed: dict[Cell, str] = {}
-    runs = sweep.runs
-    for number, cell in enumerate(runs, 1):
-        path, label = sweep.path(cell), f"[{number}/{len(runs)}] {cell.name}"
-        state = cell_state(path)
-        if state == "complete":
-            console.print(f"{label}: complete, skipped", highlight=False)
-            continue
-        if cell.base in failed:
-            failed[cell] = f"{cell.name}: not run, its trained cell {cell.base.name} failed"
-            console.print(f"{label}: not run (its trained cell failed)", highlight=False)
-            continue
-        resume = state == "interrupted" and cell.base is None
-        options = sweep.cell_options(cell)
-        if state != "absent" and not resume:
-            options = dataclasses.replace(options, overwrite=True)  # a start that left no state
-        start = time.perf_counter()
-        try:
-            with open(sweep.log_file(cell), "a", encoding="utf-8") as log, redirect_stdout(log):
-                run_cell(options, Console(file=log, width=120), resume)
-        except CxrltError as error:
-            failed[cell] = f"{cell.name}: {error}"
-            console.print(f"{label}: [red]failed[/red] ({error})", highlight=False)
-            continue
-        mAP = RunDir(path, check=False).read_metrics()["mAP"]
-        seconds = time.perf_counter() - start
-        verb = "resumed" if resume else "done"
-        console.print(f"{label}: {verb} in {seconds:.0f} s, mAP {mAP:.3f}", highlight=False)
-    return list(failed.values())
 
 
 # ---- results -------------------------------------------------------------------------------

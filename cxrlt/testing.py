@@ -604,6 +604,75 @@ def check_image_text_model_object(model: Any, what: str = "The image-text model"
     _require(np.allclose(norms, 1, atol=1e-4), what, "embeddings have unit length", f"{norms}")
 
 
+# ---- executors ----------------------------------------------------------------------------
+
+
+def _executor_run(options: Any, console: Any, resume: bool) -> None:
+    """The stand-in run of :func:`check_executor`'s cells (at module level, so that an
+    executor can ship it to other processes): notes the call in ``calls.txt`` beside the
+    cells, fails the cells that ``fail.txt`` there names, else writes a complete run's files."""
+    folder = Path(options.out).parent
+    with open(folder / "calls.txt", "a", encoding="utf-8") as calls:
+        calls.write(f"{options.out.name}\n")
+    failing = folder / "fail.txt"
+    if failing.is_file() and options.out.name in failing.read_text().split():
+        raise CxrltError("the cell fails on purpose")
+    options.out.mkdir(parents=True, exist_ok=True)
+    (options.out / "config.json").write_text(json.dumps({"status": "complete"}))
+    (options.out / "metrics.json").write_text(json.dumps({"mAP": 0.5}))
+
+
+def check_executor(spec: SpecLike) -> None:
+    """The target builds an executor that runs each cell of a sweep (2 trained cells, each
+    post-trained once) once with stand-in runs: a failed cell does not stop the others and
+    the cell post-training it is "not run"; a post cell runs after its trained cell (else it
+    too is "not run"); every outcome is reported once and returned; a rerun runs only what
+    is not complete."""
+    import tempfile
+    from collections import Counter
+
+    from cxrlt.options import RunOptions
+    from cxrlt.sweep import Sweep
+
+    resolved = _resolved("executors", spec)
+    what = _what(resolved)
+    executor = resolved.build()
+    with tempfile.TemporaryDirectory() as folder:
+        sweep = Sweep.from_text(folder, "bce,asl", "resnet18", "none,tta", 1, RunOptions())
+        failing, its_post, other, other_post = sweep.runs
+        (Path(folder) / "fail.txt").write_text(failing.name)
+        rounds = [
+            ({failing: "failed", its_post: "not run", other: "done", other_post: "done"}, 3),
+            ({failing: "done", its_post: "done", other: "skipped", other_post: "skipped"}, 2),
+        ]
+        for expected, n_calls in rounds:
+            reported: list[Any] = []
+            outcomes = executor.run(sweep, reported.append, _executor_run)
+            statuses = {outcome.cell: outcome.status for outcome in outcomes}
+            _require(
+                len(outcomes) == len(statuses) and statuses == expected,
+                what,
+                "it returns one outcome per cell, with run_cell's status",
+                f"expected {expected}, got {statuses}",
+            )
+            _require(
+                Counter(reported) == Counter(outcomes),
+                what,
+                "it reports each outcome once",
+                f"reported {reported}",
+            )
+            calls = (Path(folder) / "calls.txt").read_text().split()
+            _require(
+                len(calls) == len(set(calls)) == n_calls,
+                what,
+                "it runs each cell not yet complete once",
+                f"runs {calls}",
+            )
+            (Path(folder) / "calls.txt").unlink()
+            (Path(folder) / "fail.txt").unlink(missing_ok=True)
+    check_rejects_unknown_parameter(resolved)
+
+
 # ---- dispatch -----------------------------------------------------------------------------
 
 CHECKERS: dict[str, Callable[[SpecLike], None]] = {
@@ -619,6 +688,7 @@ CHECKERS: dict[str, Callable[[SpecLike], None]] = {
     "recipes": check_recipe,
     "loggers": check_logger,
     "image_text_models": check_image_text_model,
+    "executors": check_executor,
 }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cxrlt.cli.app import app, console, friendly_errors
 from cxrlt.entry_docs import describe
@@ -62,7 +63,8 @@ def list_entries(
         table.add_column(column)
     for entry in rows:
         cells = [entry.name, ", ".join(entry.aliases), entry.summary, entry.plugin]
-        table.add_row(*([entry.kind] if not kind else []), *cells)
+        # Text: a summary's brackets (pip install 'cxrlt[ray]') are not rich markup.
+        table.add_row(*map(Text, [*([entry.kind] if not kind else []), *cells]))
     print_table(console, table)
     for k in kinds:
         for source in registry(k.name).sources:
@@ -113,9 +115,9 @@ def show(
     kind_word = kind_named(kind).singular
     console.print(f"[bold]{entry.name}[/bold] ({kind_word}, plugin {entry.plugin})")
     if entry.summary:
-        console.print(entry.summary)
+        console.print(entry.summary, markup=False)
     description = doc.docstring.split("\n\n")[0] or "(no description)"
-    console.print(description, style="dim")
+    console.print(description, style="dim", markup=False)
     _print_paper(entry)
     table = Table(title="parameters")
     for column in ("name", "type", "default"):

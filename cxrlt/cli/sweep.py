@@ -59,13 +59,24 @@ def sweep(
     collect: Annotated[
         bool, typer.Option(help="Run nothing: tabulate the cells already complete.")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where the cells run (`cxrlt list executors`): 'sequential', one after "
+            "another here; 'ray' in parallel, e.g. 'ray:gpus=0.5' or 'ray:address=auto'; "
+            "'slurm' as jobs, e.g. 'slurm:partition=gpu,gpus=1,time=240'."
+        ),
+    ] = "sequential",
     json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a grid of cells (skipping those complete) and write the comparison: cells.csv,
     summary.csv / .md (mean ± sd over seeds, head / medium / tail mAP) and an mAP plot."""
-    from cxrlt.sweep import Sweep, run_sweep
+    from cxrlt.executors import run_sweep_cells
+    from cxrlt.registry import resolve
+    from cxrlt.sweep import Sweep
 
+    engine = resolve("executors", executor)
     values = {**_file_options(config), **given}
     grid_values = {name: values.pop(name, default) for name, (default, _) in _GRID.items()}
     grid = Sweep.from_text(out, **grid_values, seeds=seeds, options=RunOptions(**values))
@@ -79,14 +90,28 @@ def sweep(
         return
     console = command_console(json=json, quiet=quiet)
     with command_stdout(json=json, quiet=quiet):
-        failed = [] if collect else run_sweep(grid, console)
-        rows = _write_and_show(grid.folder, console)
+        outcomes = [] if collect else run_sweep_cells(grid, console, executor=engine.build())
+        # cells submitted and not waited for: the tables come with --collect once they end
+        submitted = {o.cell.name: o.job for o in outcomes if o.status == "submitted"}
+        rows = [] if submitted else _write_and_show(grid.folder, console)
+        if submitted:
+            console.print(_NOT_WAITED, highlight=False)
+    failed = [outcome.failure() for outcome in outcomes if outcome.failed]
     if json:
-        print_json({"sweep": str(grid.folder), "rows": rows, "failed": failed})
+        result = {"submitted": submitted} if submitted else {"rows": rows}
+        print_json({"sweep": str(grid.folder), **result, "failed": failed})
+    elif quiet and submitted:  # the job ids, the one thing to keep
+        print("\n".join(f"{job} {name}" for name, job in submitted.items()))
     if failed:
         raise CxrltError(
             f"{len(failed)} cells failed; the others are in the tables:\n" + "\n".join(failed)
         )
+
+
+_NOT_WAITED = (
+    "The jobs go on without this command (`squeue --me` follows them). Once they have ended, "
+    "run the same `cxrlt sweep` command with --collect to write the tables."
+)
 
 
 def _file_options(config: Path | None) -> dict[str, Any]:

@@ -557,7 +557,14 @@ def _locked(folder: Path) -> Iterator[None]:
         yield
         return
     with open(folder / _LOCK, "a") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX)
+        except OSError as error:
+            raise CxrltError(
+                f"The image cache {folder} cannot be locked ({error.strerror}): its file "
+                "system has no flock (Lustre without -o flock, some NFS set-ups). Set "
+                "CXRLT_CACHE_DIR to a folder on a local disk, or mount it with flock."
+            ) from None
         try:
             yield
         finally:

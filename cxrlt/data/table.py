@@ -570,11 +570,14 @@ def _read_patient_file(
     others = [c for c in optional if c not in columns]
     read = read_csv(csv_path, text_columns=[*columns, *others], columns=columns, optional=others)
     frame = read.frame.drop_duplicates()
-    twice = frame[ID_COLUMN].duplicated()
+    twice = frame[ID_COLUMN].duplicated(keep=False)
     if twice.any():
+        image = frame[ID_COLUMN][twice].iloc[0]
+        rows = frame[frame[ID_COLUMN] == image]
+        differ = [c for c in rows.columns if c != ID_COLUMN and rows[c].nunique() > 1]
         raise CxrltError(
-            f"{csv_path}: the {ID_COLUMN} {frame[ID_COLUMN][twice].iloc[0]} has two "
-            f"{PATIENT_COLUMN}s. Keep one row per image."
+            f"{csv_path}: the {ID_COLUMN} {image} has rows with different "
+            f"{' and '.join(differ)}. Keep one row per image."
         )
     return frame.set_index(ID_COLUMN)
 

@@ -5,7 +5,9 @@ rank runs the same program, builds the same data loaders (the training order com
 ``(seed, epoch)``, so it is the same everywhere) and trains one replica of the model; DDP
 averages the gradients, fastai's ``DistributedDL`` gives each rank its slice of every epoch and
 gathers the validation predictions, so every rank records the metrics of the whole validation
-set. GPUs talk over NCCL, CPUs (tests, CPU clusters) over gloo.
+set. GPUs talk over NCCL, CPUs (tests, CPU clusters) over gloo. Across machines (``torchrun
+--nnodes M --rdzv_backend c10d ...``) the global rank decides which one process writes and
+prints (:func:`is_main_process`); the local rank only picks a GPU on its machine.
 
 fastai's own ``distrib_ctx`` assumes GPUs; on CPU it fails in two places, fixed here by
 subclasses rather than by patching fastai:
@@ -80,7 +82,8 @@ def local_rank() -> int:
 
 
 def is_main_process() -> bool:
-    """Rank 0: the one process that writes run directories, logs and checkpoints."""
+    """Global rank 0: the one process of the whole job (not one per machine) that writes run
+    directories, logs and checkpoints."""
     return rank() == 0
 
 

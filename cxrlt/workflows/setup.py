@@ -39,6 +39,7 @@ def set_up(options: RunOptions, console: Console, *, resume: bool) -> Setup:
     device = distributed.setup_device(pick_device(options.device))
     out = Path(distributed.broadcast_from_main(options.out or default_out()))
     check_paths(options, out, resume=resume)
+    distributed.barrier()  # every rank has checked --out before the first one writes there
     specs = rehearsed_specs(options)
     main = distributed.is_main_process()
     writer = RunWriter(RunDir(out, check=False), active=main)  # checked: check_paths

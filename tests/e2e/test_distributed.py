@@ -1,14 +1,18 @@
-"""Distributed data-parallel training: two CPU ranks over gloo, launched by torchrun."""
+"""Distributed data-parallel training: two CPU ranks over gloo, launched by torchrun on one
+"node" or as two single-process nodes meeting at a c10d rendezvous."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,6 +32,7 @@ from cxrlt.training.distributed import (
     world_size,
 )
 from cxrlt.training.learner import cxr_learner
+from cxrlt.training.tracking import FINISHED
 from tests.helpers.fake_plugins import exploding_loss_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,30 +76,23 @@ def test_single_process_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not torch.distributed.is_initialized()
 
 
-def torchrun(tmp_path: Path, *args: str, succeed: bool = True) -> str:
-    """Run ``args`` under torchrun with 2 CPU ranks; returns the log (asserting success)."""
+def launch_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of launched ranks: no launcher variables of ours, CPU only, one thread,
+    a fresh image cache (every rank that starts builds it at once)."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env |= {
-        "CXRLT_CACHE_DIR": str(tmp_path / "cache"),  # fresh: both ranks generate it at once
+    return env | {
+        "CXRLT_CACHE_DIR": str(tmp_path / "cache"),
         "OMP_NUM_THREADS": "1",
         "CUDA_VISIBLE_DEVICES": "",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        *args,
-    ]
-    start = time.monotonic()
-    # Own session: a hung rank is killed with torchrun instead of outliving the test.
-    launched = subprocess.Popen(
+
+
+def launch(*launcher_args: str, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``python -m torch.distributed.run`` in its own session, so that a hung rank can be
+    killed with its launcher instead of outliving the test."""
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher_args]
+    return subprocess.Popen(
         command,
         cwd=ROOT,
         env=env,
@@ -103,14 +101,57 @@ def torchrun(tmp_path: Path, *args: str, succeed: bool = True) -> str:
         text=True,
         start_new_session=True,
     )
+
+
+def finish(launched: subprocess.Popen, timeout: float = 240) -> tuple[str, str]:
+    """stdout and stderr of a launch once it ended (killed with its ranks after ``timeout``)."""
     try:
-        stdout, stderr = launched.communicate(timeout=240)
+        return launched.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(launched.pid, signal.SIGKILL)
-        stdout, stderr = launched.communicate()
-    log = f"{time.monotonic() - start:.0f} s\n{stdout[-3000:]}\n{stderr[-6000:]}"
+        return launched.communicate()
+
+
+def tail(stdout: str, stderr: str) -> str:
+    """The ends of a launch's output, for an assertion's message."""
+    return f"{stdout[-3000:]}\n{stderr[-6000:]}"
+
+
+def torchrun(tmp_path: Path, *args: str, succeed: bool = True) -> str:
+    """Run ``args`` under torchrun with 2 CPU ranks; returns the log (asserting success)."""
+    address = ("--master_addr", "127.0.0.1", "--master_port", str(_free_port()))
+    start = time.monotonic()
+    launched = launch("--nproc_per_node", "2", *address, *args, env=launch_env(tmp_path))
+    log = f"{time.monotonic() - start:.0f} s\n{tail(*finish(launched))}"
     assert (launched.returncode == 0) == succeed, log
     return log
+
+
+# torchrun reads an abbreviation of its own options anywhere in the line, and `--log` could be
+# several (an "ambiguous option" error): after `--` everything is the program's.
+CXRLT_RUN = ("-m", "cxrlt", "--", "run")
+
+
+def assert_run_written_once(out: Path, stdout: str, *, epochs: int) -> None:
+    """A complete run whose files only one process wrote: one announcement in ``stdout`` (all
+    processes' output), one row per epoch in log.csv and in the csv tracker's table (a second
+    writer would append its own), no temporary file left, the same weights on every rank."""
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "complete"
+    checksums = config["distributed"]["weights_checksums"]
+    assert config["distributed"]["world_size"] == 2 and len(set(checksums)) == 1, checksums
+    assert stdout.count("Run written to") == 1
+    lines = (out / "log.csv").read_text().splitlines()
+    epochs_logged = [line.split(",")[0] for line in lines[1:]]
+    assert lines[0].startswith("epoch,") and epochs_logged == [str(e) for e in range(epochs)]
+    with open(out / "tracking.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["value"] for row in rows if row["kind"] == "status"] == [FINISHED]
+    epoch_rows = [(row["step"], row["name"]) for row in rows if row["kind"] == "epoch"]
+    assert epoch_rows and len(epoch_rows) == len(set(epoch_rows)), epoch_rows
+    assert len({step for step, _ in epoch_rows}) == epochs, epoch_rows
+    assert json.loads((out / "metrics.json").read_text())["n_images"] == config["data"]["n_valid"]
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.suffix == ".pt"]
 
 
 @needs_gloo
@@ -161,17 +202,10 @@ def test_cxrlt_run_under_torchrun_trains_on_both_ranks_and_writes_the_run_once(t
     """Post-training that trains (cRT) runs data-parallel too, then rank 0 calibrates."""
     out = tmp_path / "run"
     args = ["--dataset", TINY_DATA, "--size", "32", "--epochs", "2", "--bs", "16"]
-    args += ["--post", "crt:epochs=1,temp-scale"]
-    log = torchrun(tmp_path, "-m", "cxrlt", "run", *args, "--device", "cpu", "--out", str(out))
-    config = json.loads((out / "config.json").read_text())
-    checksums = config["distributed"]["weights_checksums"]
-    assert config["distributed"]["world_size"] == 2 and len(set(checksums)) == 1
-    assert config["status"] == "complete" and config["post"][0]["name"] == "crt"
-    assert log.count("Run written to") == 1  # rank 1 prints nothing
-    lines = (out / "log.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,") and [line[0] for line in lines[1:]] == ["0", "1"]
-    assert json.loads((out / "metrics.json").read_text())["n_images"] == config["data"]["n_valid"]
-    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.suffix == ".pt"]
+    args += ["--post", "crt:epochs=1,temp-scale", "--log", "csv", "--device", "cpu"]
+    log = torchrun(tmp_path, *CXRLT_RUN, *args, "--out", str(out))
+    assert_run_written_once(out, log, epochs=2)  # rank 1 prints and writes nothing
+    assert json.loads((out / "config.json").read_text())["post"][0]["name"] == "crt"
 
 
 POISON_RANK_1 = exploding_loss_plugin(
@@ -198,3 +232,58 @@ def test_a_nan_on_one_rank_stops_every_rank_instead_of_hanging(
     assert "The training loss became nan at epoch 2, batch 1" in message  # rank 1
     assert "became non-finite on another process at epoch 2, batch 1" in message  # rank 0
     assert json.loads((out / "config.json").read_text())["status"] == "training"
+
+
+def two_node_args(port: int, run_id: str, **rdzv_conf: int) -> list[str]:
+    """torchrun's options for one of two single-process nodes meeting at a c10d rendezvous on
+    this machine (the first node's address, in a real cluster)."""
+    conf = ["--rdzv_conf", ",".join(f"{k}={v}" for k, v in rdzv_conf.items())] if rdzv_conf else []
+    return [
+        *("--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d"),
+        *("--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", run_id, *conf),
+    ]
+
+
+TINY_RUN = ["--dataset", TINY_DATA, "--size", "32", "--epochs", "1", "--bs", "16"]
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_two_nodes_meet_at_a_c10d_rendezvous_and_only_global_rank_0_writes(tmp_path):
+    """Two torchrun "nodes" of one process each, sharing --out and the cache (a shared file
+    system): each node's process has local rank 0, but only global rank 0 acts as the main one."""
+    out = tmp_path / "run"
+    nodes_args = two_node_args(_free_port(), f"cxrlt-test-{uuid.uuid4().hex}")
+    run_args = [*CXRLT_RUN, *TINY_RUN, "--log", "csv", "--device", "cpu"]
+    env = launch_env(tmp_path) | {"LOGLEVEL": "INFO"}  # torchrun logs each node's ranks
+    nodes = [launch(*nodes_args, *run_args, "--out", str(out), env=env) for _ in range(2)]
+    outputs = [finish(node) for node in nodes]
+    logs = "\n".join(tail(*output) for output in outputs)
+    assert [node.returncode for node in nodes] == [0, 0], logs
+
+    # Ranks as torchrun's agents report them: each node one process of local rank 0.
+    reported = [re.search(r"global_ranks=\[(\d+)\]", stderr) for _, stderr in outputs]
+    assert all(reported) and all("local_ranks=[0]" in stderr for _, stderr in outputs), logs
+    global_ranks = [int(match.group(1)) for match in reported if match]
+    assert sorted(global_ranks) == [0, 1], global_ranks
+    main, other = (outputs[global_ranks.index(r)][0] for r in (0, 1))
+
+    assert_run_written_once(out, main + other, epochs=1)
+    assert "Run written to" in main and "mAP" in main
+    assert "mAP" not in other and "epoch" not in other, other  # no table, no report
+    # One cache shared by both nodes, decoded once: the other waited on its lock, then read it.
+    images = [p for p in (tmp_path / "cache" / "images").iterdir() if p.is_dir()]
+    assert len(images) == 1 and (images[0] / "done.npy").exists()
+    assert sum(stderr.count("Image cache: decoding") for _, stderr in outputs) == 1, logs
+
+
+@needs_gloo
+@pytest.mark.slow
+def test_a_node_that_never_comes_ends_the_rendezvous_with_a_timeout(tmp_path):
+    out = tmp_path / "run"
+    args = two_node_args(_free_port(), f"cxrlt-test-{uuid.uuid4().hex}", join_timeout=2)
+    alone = launch(*args, *CXRLT_RUN, *TINY_RUN, "--out", str(out), env=launch_env(tmp_path))
+    stdout, stderr = finish(alone, timeout=120)  # killed as hung long before the default 600 s
+    assert alone.returncode not in (0, -signal.SIGKILL), tail(stdout, stderr)
+    assert "RendezvousTimeoutError" in stderr, tail(stdout, stderr)
+    assert not out.exists()  # no rank ever started

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import cxrlt.workflows.run
 from cxrlt.cli import app
 from cxrlt.errors import CxrltError
+from cxrlt.executors import run_sweep
 from cxrlt.options import RunOptions
 from cxrlt.pytest_plugin import TINY_DATA
 from cxrlt.sweep import (
@@ -28,7 +29,6 @@ from cxrlt.sweep import (
     Sweep,
     cell_state,
     collect,
-    run_sweep,
     summarise,
     with_sweep_cells,
     write_results,
@@ -94,7 +94,7 @@ def test_a_bad_grid_is_refused_before_any_cell_runs(tmp_path, args, message):
     calls = []
     with pytest.raises(CxrltError, match=message):
         sweep = grid(tmp_path / "sweep", **args)
-        run_sweep(sweep, Console(quiet=True), run_cell=lambda *a: calls.append(a))
+        run_sweep(sweep, Console(quiet=True), run=lambda *a: calls.append(a))
     assert calls == [] and not (tmp_path / "sweep").exists()
 
 
@@ -135,7 +135,7 @@ def test_a_failed_cell_is_reported_and_the_cells_that_start_from_it_skipped(tmp_
     sweep = grid(tmp_path, post="none,tta", seeds=1)
     calls: list = []
     failed = run_sweep(
-        sweep, Console(quiet=True), run_cell=fake_cell(calls, {"bce__resnet18__none__seed0"})
+        sweep, Console(quiet=True), run=fake_cell(calls, {"bce__resnet18__none__seed0"})
     )
     assert [name for name, _ in calls] == [
         "bce__resnet18__none__seed0",
@@ -151,17 +151,17 @@ def test_a_failed_cell_is_reported_and_the_cells_that_start_from_it_skipped(tmp_
 def test_finished_cells_are_skipped_and_interrupted_ones_resumed(tmp_path):
     sweep = grid(tmp_path, loss="bce", post="none,tta", seeds=2)
     calls: list = []
-    run_sweep(sweep, Console(quiet=True), run_cell=fake_cell(calls))
+    run_sweep(sweep, Console(quiet=True), run=fake_cell(calls))
     assert len(calls) == 4
     calls.clear()
-    run_sweep(sweep, Console(quiet=True), run_cell=fake_cell(calls))
+    run_sweep(sweep, Console(quiet=True), run=fake_cell(calls))
     assert calls == []
     interrupted = tmp_path / "bce__resnet18__none__seed1"
     (interrupted / "metrics.json").unlink()
     (interrupted / "config.json").write_text(json.dumps({"status": "training"}))
     (interrupted / "checkpoint.pt").write_bytes(b"")
     assert cell_state(interrupted) == "interrupted"
-    run_sweep(sweep, Console(quiet=True), run_cell=fake_cell(calls))
+    run_sweep(sweep, Console(quiet=True), run=fake_cell(calls))
     assert calls == [("bce__resnet18__none__seed1", True)]
 
 

@@ -90,8 +90,9 @@ def test_sweep_cells_are_tracked_with_their_grid_position(tmp_path):
     from mlflow.tracking import MlflowClient
     from rich.console import Console
 
+    from cxrlt.executors import run_sweep
     from cxrlt.options import RunOptions
-    from cxrlt.sweep import Sweep, run_sweep
+    from cxrlt.sweep import Sweep
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     options = RunOptions(

@@ -10,8 +10,11 @@ a case fails here.
 from __future__ import annotations
 
 import inspect
+import io
+import json
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ import pluggy
 import pytest
 import torch
 import typer
+from rich.console import Console
 from scipy.special import expit
 from torch import nn
 from typer.testing import CliRunner
@@ -32,9 +36,12 @@ from cxrlt.calibration.calibrators import Calibrator, calibrator_from_state
 from cxrlt.calibration.thresholds import ThresholdPolicy, threshold_policy_from_state
 from cxrlt.data.table import ID_COLUMN, LINE_COLUMN, PATH_COLUMN, PATIENT_COLUMN, LabelledImages
 from cxrlt.errors import CxrltError
+from cxrlt.executors import CellOutcome, RunCell, run_cell, run_pipeline, run_sweep
+from cxrlt.options import RunOptions
 from cxrlt.post import PostStep, rebuild
 from cxrlt.registry import KINDS, registry, resolve
 from cxrlt.spec import parse_spec
+from cxrlt.sweep import Sweep
 from cxrlt.testing import check_entry, tiny_classifier
 from cxrlt.training.losses import BCELoss, bce_elementwise
 from cxrlt.training.tracking import TrackedRun, Tracker, Tracking
@@ -357,6 +364,46 @@ def use_recipe(spec: str) -> None:
     assert (options.epochs, options.lr) == (3, 0.5)
 
 
+class HookExecutor:
+    """The trained cells one after another, then the post-training ones; each group in reverse
+    order when ``reverse``."""
+
+    def __init__(self, *, reverse: bool = False) -> None:
+        self.reverse = reverse
+
+    def run(
+        self, sweep: Sweep, report: Callable[[CellOutcome], None], run: RunCell = run_pipeline
+    ) -> list[CellOutcome]:
+        step = -1 if self.reverse else 1
+        trained = [cell for cell in sweep.runs if cell.base is None][::step]
+        post = [cell for cell in sweep.runs if cell.base is not None][::step]
+        outcomes = []
+        for cell in trained + post:
+            outcomes.append(run_cell(sweep, cell, run))
+            report(outcomes[-1])
+        return outcomes
+
+
+def use_executor(spec: str) -> None:
+    ran = []
+
+    def stand_in(options: RunOptions, console: object, resume: bool) -> None:
+        """A complete run's files, without training."""
+        ran.append(options.out.name)
+        options.out.mkdir(parents=True)
+        (options.out / "config.json").write_text(json.dumps({"status": "complete"}))
+        (options.out / "metrics.json").write_text(json.dumps({"mAP": 0.5}))
+
+    executor = resolve("executors", spec).build()  # as `cxrlt sweep --executor` does
+    with tempfile.TemporaryDirectory() as folder:
+        sweep = Sweep.from_text(folder, "bce,asl", "resnet18", "none,tta", 1, RunOptions())
+        console = Console(file=io.StringIO())
+        assert run_sweep(sweep, console, executor=executor, run=stand_in) == []
+    bce, bce_tta, asl, asl_tta = (cell.name for cell in sweep.runs)
+    assert ran == [asl, bce, asl_tta, bce_tta]
+    assert "[1/4] " + bce in console.file.getvalue()
+
+
 @dataclass(frozen=True)
 class Case:
     """A hook's test: the entry's spec, its target (in this module) and how cxrlt uses it."""
@@ -390,6 +437,9 @@ CASES: dict[str, Case] = {
     "register_recipes": Case("hooktest-recipe", "tests.plugins:hook_recipe.toml", use_recipe),
     "register_image_text_models": Case(
         "hooktest-clip:width=3", f"{__name__}:HookImageTextModel", use_image_text_model
+    ),
+    "register_executors": Case(
+        "hooktest-executor:reverse=True", f"{__name__}:HookExecutor", use_executor
     ),
 }
 

@@ -18,7 +18,9 @@ PUBLIC_API = [
     "BCELoss",
     "Backbone",
     "Calibrator",
+    "CellOutcome",
     "CxrltError",
+    "Executor",
     "Head",
     "ID_COLUMN",
     "LINE_COLUMN",
@@ -44,6 +46,8 @@ PUBLIC_API = [
     "read_csv",
     "registry",
     "resolve",
+    "run_cell",
+    "run_pipeline",
     "training_label_counts",
 ]
 PLUGIN_SOURCES = sorted(

@@ -30,6 +30,7 @@ EXAMPLES = {
     "recipes": "my-recipe",
     "image_text_models": "my-clip:width=8",
     "loggers": "my-logger:path=epochs.jsonl",
+    "executors": "my-executor:pause=0",
 }
 
 

@@ -117,3 +117,12 @@ def register_loggers(register):
         "cxrlt_template.logger:JsonLinesTracker",
         summary="Template example: each epoch's values as one JSON line.",
     )
+
+
+@hookimpl
+def register_executors(register):
+    register(
+        "my-executor",
+        "cxrlt_template.executor:MyExecutor",
+        summary="Template example: the cells one after another, a pause after each that ran.",
+    )

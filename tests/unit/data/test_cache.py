@@ -403,3 +403,16 @@ def test_no_room_for_the_pixel_file_leaves_no_partial_file(pngs, tmp_path, monke
     assert cache_files(folder) == {".lock"}
     monkeypatch.undo()
     np.testing.assert_array_equal(prepare(pngs, folder=folder).images, expected(pngs))
+
+
+def test_a_cache_on_a_file_system_without_flock_names_the_way_out(tmp_path, monkeypatch):
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_flock(file, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(CxrltError) as info, cache._locked(tmp_path):
+        pass
+    assert str(tmp_path) in str(info.value) and "CXRLT_CACHE_DIR" in str(info.value)
+    assert "No locks available" in str(info.value)

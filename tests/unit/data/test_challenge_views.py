@@ -191,3 +191,17 @@ def test_a_run_on_the_shipped_layout_merges_each_test_study(two_views, tmp_path,
     studies = _truth(two_views).loc[written["ImageID"], "StudyID"].to_numpy()
     spread = written.drop(columns="ImageID").groupby(studies).agg(lambda s: s.max() - s.min())
     assert len(spread) == 3 and spread.to_numpy().max() == 0
+
+
+def test_a_label_file_that_disagrees_with_itself_names_the_image_and_column(
+    two_views, shipped_views, tmp_path
+):
+    labels = padchest_label_file(two_views, tmp_path / "labels.csv")
+    table = pd.read_csv(labels, dtype=str)
+    twice = table.iloc[[0]].assign(Projection="AP_horizontal")
+    pd.concat([table, twice]).to_csv(labels, index=False)
+    with pytest.raises(CxrltError) as info:
+        build("cxr-lt-2026", path=str(shipped_views), patients_csv=str(labels))
+    assert f"the ImageID {table['ImageID'][0]} has rows with different Projection" in str(
+        info.value
+    )
