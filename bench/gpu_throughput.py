@@ -155,7 +155,7 @@ def arm_figures(
 ) -> dict[str, Any]:
     images = world * args.bs * args.steps
     return {
-        "seconds": round(seconds, 4),
+        "seconds": round(seconds, 6),
         "ms_per_step": round(1000 * seconds / args.steps, 2),
         "images_per_s": round(images / seconds, 2),
         "peak_memory_gib": peak_gib(device),
@@ -376,7 +376,7 @@ def loader_arm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
     seconds = time.perf_counter() - start
     batches.close()
     figures = {
-        "seconds": round(seconds, 4),
+        "seconds": round(seconds, 6),
         "images_per_s": round(args.bs * args.steps / seconds, 2),
         "augment": train.augment is not None,
         "workers": train.fake_l.num_workers,

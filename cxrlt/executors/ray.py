@@ -131,9 +131,11 @@ class RayExecutor:
                 f"needs more packages ({error}): pip install 'ray[client]'."
             ) from None
         except (ConnectionError, RuntimeError, ValueError) as error:
-            where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray"
+            where = (
+                f"join the Ray cluster at {self.address!r}" if self.address else "start a local Ray"
+            )
             raise CxrltError(
-                f"--executor ray could not start {where}: {error}. Check the address "
+                f"--executor ray could not {where}: {str(error).rstrip('.')}. Check the address "
                 "(address='auto' for a cluster started on this machine with `ray start "
                 "--head`, 'ray://host:10001' for a remote one), or leave it out for a local one."
             ) from None

@@ -28,7 +28,10 @@ from tests.unit.data.test_images import smooth, write_dicom
 
 N_TEST = 8
 DATA = f"synthetic:n_images=160,size=32,n_test={N_TEST}"
-SUBMISSION_PRECISION = 1e-7  # the challenge file keeps 8 significant digits
+# The challenge file keeps 8 significant digits, and float32 convolutions of a batch of another
+# size may take other kernels (oneDNN picks by shape): the same image's probabilities then
+# agree to about 1e-6, not to the last digit.
+SUBMISSION_PRECISION = 1e-5
 
 
 def invoke(*args: str):
