@@ -79,6 +79,8 @@ class RayExecutor:
             )
         if retries < 0:
             raise ValueError(f"retries={retries}: give 0 or more")
+        if address not in (None, "auto"):
+            _check_reachable(address)  # when the executor is built: before the sweep's folder
         self.address = address
         self.local_cpus = local_cpus
         self.retries = retries
@@ -112,8 +114,6 @@ class RayExecutor:
         is in its log file)."""
         if self.address is None:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if self.address not in (None, "auto"):
-            _check_reachable(self.address)
         # The cells see this command's cxrlt settings (cache folder, plugins) on a cluster too.
         settings = {key: value for key, value in os.environ.items() if key.startswith("CXRLT_")}
         try:

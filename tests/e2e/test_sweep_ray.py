@@ -125,6 +125,7 @@ def test_without_ray_the_option_says_how_to_install_it(tmp_path, monkeypatch):
         ("ray:memory_gb=0", "memory_gb=0: give more than 0 GB"),
         ("ray:address='auto',local_cpus=2", "local_cpus=2: the CPUs of the Ray instance started"),
         ("ray:gpu=1", "has no parameter 'gpu'"),
+        ("ray:address='127.0.0.1:1'", "nothing answers at address='127.0.0.1:1'"),
         ("ray:cpus='two'", "Parameter 'cpus' of the executor 'ray' must be float"),
     ],
 )
